@@ -1,0 +1,107 @@
+"""Fog-of-war memory map: everything the agent has ever seen, in absolute grid coordinates.
+
+With a 3x3 view the tasks are partially observable; this map is what makes them learnable by a
+small CNN, and it is all the teacher's skills are allowed to see.
+
+Layout of the map, shape (width, height, 4), uint8, indexed [x, y] like MiniGrid's grid encoding:
+  channel 0-2: MiniGrid's (object, colour, state) of every cell ever seen; 0 where never seen.
+               The agent's own cell shows the object it carries (or empty), as MiniGrid's view does.
+  channel 3:   agent heading + 1 at the agent's cell, 0 elsewhere.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import gymnasium as gym
+import numpy as np
+from minigrid.core.constants import OBJECT_TO_IDX
+from minigrid.minigrid_env import MiniGridEnv
+
+EMPTY = np.array([OBJECT_TO_IDX["empty"], 0, 0], dtype=np.uint8)
+_DIR_VEC = np.array([(1, 0), (0, 1), (-1, 0), (0, -1)])
+
+
+@functools.lru_cache(maxsize=None)
+def _view_offsets(agent_dir: int, view_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets from the agent to every cell of MiniGrid's egocentric view image, as (view, view) arrays.
+
+    MiniGrid's view image has the agent at (view//2, view-1) looking towards row 0; the inverse of
+    `MiniGridEnv.get_view_coords` maps a view cell (vx, vy) to top_left + vx * right - vy * forward.
+    """
+    forward = _DIR_VEC[agent_dir]
+    right = np.array((-forward[1], forward[0]))
+    top_left = forward * (view_size - 1) - right * (view_size // 2)
+    vx, vy = np.meshgrid(np.arange(view_size), np.arange(view_size), indexing="ij")
+    offsets = top_left[None, None, :] + vx[..., None] * right - vy[..., None] * forward
+    return offsets[..., 0], offsets[..., 1]
+
+
+def partial_view(env: MiniGridEnv) -> np.ndarray:
+    """MiniGrid's own encoded egocentric view (unseen cells are 0), for envs whose obs we cannot reuse."""
+    grid, vis_mask = env.gen_obs_grid()
+    return grid.encode(vis_mask)
+
+
+class MemoryMap:
+    """Accumulates MiniGrid's egocentric views into an absolute map of everything seen so far."""
+
+    def __init__(self, width: int, height: int):
+        self.cells = np.zeros((width, height, 3), dtype=np.uint8)
+        self.agent_pos = (0, 0)
+        self.agent_dir = 0
+        self.carrying = EMPTY
+        self.version = 0  # bumped whenever the map changes; lets the teacher reuse path searches
+
+    def reset(self) -> None:
+        self.cells[:] = 0
+        self.version += 1
+
+    def update(self, env: MiniGridEnv, view: np.ndarray) -> None:
+        """Merge one view image (as in MiniGrid's obs["image"]) taken by `env`'s agent."""
+        size = view.shape[0]
+        ax, ay = env.agent_pos
+        dx, dy = _view_offsets(env.agent_dir, size)
+        xs, ys = dx + ax, dy + ay
+        width, height = self.cells.shape[:2]
+        seen = (view[..., 0] > 0) & (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+        # The view shows what the agent carries at its own cell; the map keeps the floor beneath it.
+        seen[size // 2, size - 1] = False
+        new = view[seen]
+        old = self.cells[xs[seen], ys[seen]]
+        if not np.array_equal(new, old):
+            self.cells[xs[seen], ys[seen]] = new
+            self.version += 1
+        under = env.grid.get(ax, ay)
+        self.cells[ax, ay] = EMPTY if under is None else under.encode()
+        self.agent_pos, self.agent_dir = (int(ax), int(ay)), int(env.agent_dir)
+        self.carrying = EMPTY if env.carrying is None else np.array(env.carrying.encode(), dtype=np.uint8)
+
+    def observation(self) -> np.ndarray:
+        obs = np.zeros(self.cells.shape[:2] + (4,), dtype=np.uint8)
+        obs[..., :3] = self.cells
+        ax, ay = self.agent_pos
+        obs[ax, ay, :3] = self.carrying
+        obs[ax, ay, 3] = self.agent_dir + 1
+        return obs
+
+
+class MemoryMapObservation(gym.ObservationWrapper):
+    """Replaces a MiniGrid observation by {"image": memory map} (see the module docstring)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        base = env.unwrapped
+        if not isinstance(base, MiniGridEnv):
+            raise TypeError(f"MemoryMapObservation needs a MiniGrid environment, got {type(base).__name__}")
+        self.memory_map = MemoryMap(base.width, base.height)
+        shape = (base.width, base.height, 4)
+        self.observation_space = gym.spaces.Dict({"image": gym.spaces.Box(0, 255, shape, dtype=np.uint8)})
+
+    def reset(self, **kwargs):
+        self.memory_map.reset()
+        return super().reset(**kwargs)
+
+    def observation(self, observation):
+        self.memory_map.update(self.env.unwrapped, observation["image"])
+        return {"image": self.memory_map.observation()}

@@ -1,0 +1,35 @@
+"""The planner interface shared by every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+PlanDistribution = list[tuple[str, float]]  # (plan text, probability), probabilities summing to 1
+
+
+class Planner:
+    """Maps a batch of descriptions to a plan distribution for each.
+
+    Subclasses implement `plan`. `queries` counts texts the backend actually had to answer.
+    `is_llm` tells reports and logs whether a language model stands behind the answers.
+    """
+
+    name = "planner"
+    is_llm = False
+
+    def __init__(self) -> None:
+        self.queries = 0
+
+    def plan(self, texts: Sequence[str]) -> list[PlanDistribution]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release servers, files or models; the default holds nothing."""
+
+
+def normalise(distribution: dict[str, float]) -> PlanDistribution:
+    """Merge duplicate plans and rescale probabilities to sum to 1 (empty stays empty)."""
+    total = sum(distribution.values())
+    if total <= 0:
+        return []
+    return [(plan, prob / total) for plan, prob in distribution.items()]

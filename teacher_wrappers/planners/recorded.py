@@ -1,0 +1,104 @@
+"""Replays recorded LLM answer distributions: a real LLM's judgement, offline, free, reproducible.
+
+The shipped table holds the answers of the reference paper's LLM teacher (vicuna-33b), see the
+README for provenance. `python -m teacher_wrappers.planners.recorded SRC DST` converts a table in
+the reference's JSON layout into this package's format.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from teacher_wrappers.describe import FORMAT_VERSION
+from teacher_wrappers.planners.base import PlanDistribution, Planner, normalise
+
+DEFAULT_TABLE_FILE = "recorded_plans.json"
+FALLBACK_PLAN = "explore"
+
+
+class RecordedTableError(ValueError):
+    """A recorded plan table file is malformed; the message names the file and the entry."""
+
+
+def default_table_path() -> Path:
+    return Path(str(resources.files("teacher_wrappers") / "data" / DEFAULT_TABLE_FILE))
+
+
+def load_tables(path: str | Path) -> dict[str, dict[str, PlanDistribution]]:
+    """Read and validate a table file: {"format_version", "tables": {task: {text: {plan: prob}}}}."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RecordedTableError(f"{path}: cannot read recorded plan table: {error}") from error
+    if not isinstance(data, dict) or not isinstance(data.get("tables"), dict):
+        raise RecordedTableError(f"{path}: expected an object with a 'tables' object")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise RecordedTableError(f"{path}: format_version {data.get('format_version')!r} does not match "
+                                 f"the description format {FORMAT_VERSION!r}; re-record the answers")
+    tables = {}
+    for task, table in data["tables"].items():
+        if not isinstance(table, dict):
+            raise RecordedTableError(f"{path}: table {task!r} must map texts to plan distributions")
+        tables[task] = {text: _validated(path, task, text, answers) for text, answers in table.items()}
+    return tables
+
+
+def _validated(path: Path, task: str, text: str, answers) -> PlanDistribution:
+    where = f"{path}: table {task!r}, entry {text!r}"
+    if not isinstance(answers, dict) or not answers:
+        raise RecordedTableError(f"{where}: expected a non-empty {{plan: probability}} object")
+    for plan, prob in answers.items():
+        if not isinstance(prob, (int, float)) or isinstance(prob, bool) or not math.isfinite(prob) or prob < 0:
+            raise RecordedTableError(f"{where}: plan {plan!r} has invalid probability {prob!r}")
+    distribution = normalise(dict(answers))
+    if not distribution:
+        raise RecordedTableError(f"{where}: probabilities sum to zero")
+    return distribution
+
+
+class RecordedPlanner(Planner):
+    """Looks each text up in a recorded table; an unseen text gets `explore` and is counted."""
+
+    name = "recorded"
+    is_llm = True
+
+    def __init__(self, task: str | None = None, table: str | None = None, path: str | Path | None = None):
+        super().__init__()
+        self.path = Path(path) if path else default_table_path()
+        tables = load_tables(self.path)
+        self.table_name = table or task or "SimpleDoorKey"
+        if self.table_name not in tables:
+            raise ValueError(f"{self.path} has no table {self.table_name!r}; it has: {', '.join(tables)}")
+        self.table = tables[self.table_name]
+        self.fallbacks = 0
+
+    def plan(self, texts: Sequence[str]) -> list[PlanDistribution]:
+        self.queries += len(texts)
+        answers = []
+        for text in texts:
+            if text not in self.table:
+                self.fallbacks += 1
+            answers.append(self.table.get(text, [(FALLBACK_PLAN, 1.0)]))
+        return answers
+
+
+def convert_reference_file(src: str | Path, dst: str | Path) -> None:
+    """Reference layout ({"tables": {task: {text: [{"plan", "prob"}]}}}) -> this package's format."""
+    source = json.loads(Path(src).read_text())
+    tables = {task: {text: {a["plan"]: a["prob"] for a in answers} for text, answers in table.items()}
+              for task, table in source["tables"].items()}
+    tables.setdefault("LavaDoorKey", tables["SimpleDoorKey"])  # the reference reuses SimpleDoorKey's
+    out = {"format_version": FORMAT_VERSION, "about": source.get("about", ""),
+           "teacher_success_reference": source.get("teacher_success_reference", {}), "tables": tables}
+    Path(dst).write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    import sys
+
+    convert_reference_file(sys.argv[1], sys.argv[2])

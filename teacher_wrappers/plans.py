@@ -1,0 +1,63 @@
+"""Plan text <-> options.
+
+A plan is a comma-separated list of steps such as "go to <key>, pick up <key>, open <door>".
+Real LLM answers contain steps the skills cannot carry out ("go to east", "pick up <handle>",
+"use <key>"); those are skipped and counted, never a crash.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import NamedTuple
+
+SKILLS = ("explore", "go to", "pick up", "drop", "open")
+
+_OBJECT = r"(?:(?:color\d+|red|green|blue|purple|yellow|grey) )?(?:key|door\d*|goal|ball|box)"
+_STEP = re.compile(rf"^(?P<skill>go to|pick up|drop|open) <(?P<target>{_OBJECT})>(?: with <[^>]*>)?$")
+
+
+class Option(NamedTuple):
+    skill: str
+    target: str | None = None
+
+    def __str__(self) -> str:
+        return self.skill if self.target is None else f"{self.skill} <{self.target}>"
+
+
+class ParsedPlan(NamedTuple):
+    options: tuple[Option, ...]
+    unknown_steps: int
+
+
+def _normalise(step: str) -> str:
+    step = re.sub(r"\s+", " ", step.strip().lower()).rstrip(".").strip()
+    step = re.sub(r"^(?:then|and) ", "", step)
+    return re.sub(r"<\s*(.*?)\s*>", r"<\1>", step).replace(" the ", " ")
+
+
+def parse_step(step: str) -> Option | None:
+    """One step of a plan as an Option, or None if no skill can carry it out."""
+    step = _normalise(step)
+    if step == "explore" or step.startswith("explore "):
+        return Option("explore")
+    match = _STEP.match(step)
+    return Option(match["skill"], match["target"]) if match else None
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_plan(plan: str) -> ParsedPlan:
+    options, unknown = [], 0
+    for step in plan.split(","):
+        if not step.strip():
+            continue
+        option = parse_step(step)
+        if option is None:
+            unknown += 1
+        else:
+            options.append(option)
+    return ParsedPlan(tuple(options), unknown)
+
+
+def format_plan(options: list[Option] | tuple[Option, ...]) -> str:
+    return ", ".join(str(option) for option in options)

@@ -1,0 +1,160 @@
+"""Teacher: planner + skills -> a distribution over the agent's actions.
+
+Every step the memory map is described in text, the planner answers a distribution over plans
+(memoised per text, so a recurring text costs one query), and each plan is pushed through the
+skills: its first option that still has something to do picks the plan's action. The teacher's
+action distribution is the plans' probabilities summed per action (the reference's soft teacher).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from teacher_wrappers.describe import Description, describe
+from teacher_wrappers.planners import Planner, make_planner
+from teacher_wrappers.planners.base import PlanDistribution
+from teacher_wrappers.plans import Option, parse_plan
+from teacher_wrappers.skills import LEFT, RIGHT, SKILL_FUNCTIONS, MapView, explore
+
+N_ACTIONS = 7  # MiniGrid's action set
+DONE = 6
+EXPLORE = Option("explore")
+LOOP_LIMIT = 4
+
+
+@dataclass
+class TeacherStats:
+    steps: int = 0
+    queries: int = 0  # texts the planner had to answer
+    cache_hits: int = 0  # texts answered from the teacher's memo
+    unparsed_steps: int = 0  # plan steps no skill can carry out, summed over the answers received
+    unresolved_targets: int = 0  # options naming an object the agent has not seen
+    fallbacks: int = 0  # plans with no option left to act on, where the teacher explored instead
+    loop_breaks: int = 0  # steps in a state revisited LOOP_LIMIT times, where the suggestion was loosened
+
+
+class Teacher:
+    """Turns memory maps into action distributions with a planner and the skills."""
+
+    def __init__(self, planner: Planner | str = "recorded", text_style: str = "plain", **planner_kwargs):
+        self.planner = make_planner(planner, **planner_kwargs) if isinstance(planner, str) else planner
+        self.text_style = text_style
+        self.memo: dict[str, PlanDistribution] = {}
+        self.field_cache: dict = {}  # distance fields shared by the skills across steps
+        self.description_memo: dict[bytes, Description] = {}
+        self.suggestion_memo: dict[tuple[bytes, int], tuple[np.ndarray, str, str]] = {}
+        self.stats = TeacherStats()
+
+    def plans_for(self, texts: Sequence[str]) -> list[tuple[PlanDistribution, bool]]:
+        """Plan distributions for a batch of texts with one planner call for all memo misses."""
+        missing = sorted({text for text in texts if text not in self.memo})
+        if missing:
+            for text, answer in zip(missing, self.planner.plan(missing)):
+                self.memo[text] = answer
+                self.stats.unparsed_steps += sum(parse_plan(plan).unknown_steps for plan, _ in answer)
+            self.stats.queries += len(missing)
+        hits = [text not in missing for text in texts]
+        self.stats.cache_hits += sum(hits)
+        return [(self.memo[text], hit) for text, hit in zip(texts, hits)]
+
+    def act(self, memory_maps: Sequence[np.ndarray], visits: Sequence[int] | None = None
+            ) -> list[tuple[np.ndarray, dict]]:
+        """(action probabilities, info) for each memory map of a batch.
+
+        `visits` counts how often each map was already seen this episode. LLM plans can cycle (drop a
+        key, pick the same key up again, forever); from the LOOP_LIMIT-th visit of the same state the
+        suggestion is loosened (see `_break_loop`), which breaks the cycle.
+        """
+        start = time.perf_counter()
+        keys = [memory_map.tobytes() for memory_map in memory_maps]
+        descriptions = [self._described(key, memory_map) for key, memory_map in zip(keys, memory_maps)]
+        answers = self.plans_for([d.text for d in descriptions])
+        results = []
+        for key, memory_map, description, (plans, hit) in zip(keys, memory_maps, descriptions, answers):
+            # The suggestion is a pure function of the map and the plans: the same state costs one lookup.
+            if (key, id(plans)) not in self.suggestion_memo:
+                self._bound(self.suggestion_memo)[(key, id(plans))] = self._soft_action(
+                    MapView(memory_map, self.field_cache), description.objects, plans)
+            probs, top_plan, top_option = self.suggestion_memo[(key, id(plans))]
+            info = {"text": description.text, "plan": top_plan, "option": top_option, "cache_hit": hit}
+            if visits is not None and visits[len(results)] >= LOOP_LIMIT:
+                probs = self._break_loop(probs, memory_map)
+                info["loop_break"] = True
+                self.stats.loop_breaks += 1
+            results.append((probs.copy(), info))
+        latency = (time.perf_counter() - start) / max(len(memory_maps), 1)
+        for _, info in results:
+            info["latency"] = latency
+        self.stats.steps += len(memory_maps)
+        return results
+
+    def _break_loop(self, probs: np.ndarray, memory_map: np.ndarray) -> np.ndarray:
+        """Half the suggestion, half a uniform choice among its actions and an exploring one.
+
+        Flattening gives the LLM's less likely plans (often the right ones) a fair chance; exploring
+        reveals new facts. Where nothing is left unseen, exploring means turning on the spot.
+        """
+        candidates = probs > 0
+        action = explore(MapView(memory_map, self.field_cache), set())
+        if action is None:
+            candidates[[LEFT, RIGHT]] = True
+        else:
+            candidates[action] = True
+        return (0.5 * probs + 0.5 * candidates / candidates.sum()).astype(np.float32)
+
+    def _described(self, key: bytes, memory_map: np.ndarray) -> Description:
+        if key not in self.description_memo:
+            self._bound(self.description_memo)[key] = describe(memory_map, self.text_style)
+        return self.description_memo[key]
+
+    @staticmethod
+    def _bound(memo: dict, limit: int = 50_000) -> dict:
+        """Keep memos from growing without bound over long runs."""
+        if len(memo) >= limit:
+            memo.clear()
+        return memo
+
+    def _soft_action(self, view: MapView, objects: dict, plans: PlanDistribution):
+        probs = np.zeros(N_ACTIONS, dtype=np.float32)
+        memo: dict[Option, int | None] = {}
+        top_plan, top_option, top_prob = "", "", -1.0
+        for plan, prob in plans:
+            option, action = self._first_action(view, objects, parse_plan(plan).options, memo)
+            probs[action] += prob
+            if prob > top_prob:
+                top_plan, top_option, top_prob = plan, str(option), prob
+        if not plans:
+            option, action = self._first_action(view, objects, (), memo)
+            probs[action], top_option = 1.0, str(option)
+        return probs / probs.sum(), top_plan, top_option
+
+    def _first_action(self, view: MapView, objects: dict, options, memo) -> tuple[Option, int]:
+        for option in options:
+            if option not in memo:
+                memo[option] = self._option_action(view, objects, option)
+            if memo[option] is not None:
+                return option, memo[option]
+        self.stats.fallbacks += 1
+        if EXPLORE not in memo:
+            memo[EXPLORE] = self._option_action(view, objects, EXPLORE)
+        return EXPLORE, DONE if memo[EXPLORE] is None else memo[EXPLORE]
+
+    def _option_action(self, view: MapView, objects: dict, option: Option) -> int | None:
+        targets = set()
+        if option.target is not None:
+            if option.target not in objects:
+                self.stats.unresolved_targets += 1
+                return None
+            targets = set(objects[option.target])
+        return SKILL_FUNCTIONS[option.skill](view, targets)
+
+    def summary(self) -> dict:
+        """Counters plus derived rates, for logs and benchmark reports."""
+        stats = asdict(self.stats)
+        stats["queries_per_1000_steps"] = 1000 * self.stats.queries / max(self.stats.steps, 1)
+        stats["planner"] = self.planner.name
+        return stats
