@@ -10,13 +10,14 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
-from minigrid.core.constants import IDX_TO_COLOR, OBJECT_TO_IDX
+from minigrid.core.constants import IDX_TO_COLOR, OBJECT_TO_IDX, STATE_TO_IDX
 
 FORMAT_VERSION = "llm4teach-v1"
 TEXT_STYLES = ("plain", "colored", "numbered_doors")
 
 KEY, DOOR, GOAL = OBJECT_TO_IDX["key"], OBJECT_TO_IDX["door"], OBJECT_TO_IDX["goal"]
 _KINDS = (KEY, DOOR, GOAL)
+_OPEN = STATE_TO_IDX["open"]
 _ORDER = {kind: rank for rank, kind in enumerate(_KINDS)}
 
 
@@ -63,6 +64,10 @@ def describe(memory_map: np.ndarray, style: str = "plain") -> Description:
     names = [name for name, _ in seen]
     if style == "colored":
         names, held = _canonical_colours(names, held)
+    # An open door is no longer an obstacle; the reference tasks end when it opens, so this word
+    # never reaches the recorded tables, but it tells planners on other MiniGrid tasks to move on.
+    names = [f"open {name}" if memory_map[pos][0] == DOOR and memory_map[pos][2] == _OPEN else name
+             for name, (_, pos) in zip(names, seen)]
     objects: dict[str, list[tuple[int, int]]] = {}
     for name, (_, pos) in zip(names, seen):
         objects.setdefault(name, []).append(pos)

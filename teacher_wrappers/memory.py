@@ -86,11 +86,12 @@ class MemoryMap:
         return obs
 
 
-class MemoryMapObservation(gym.ObservationWrapper):
+class MemoryMapObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Replaces a MiniGrid observation by {"image": memory map} (see the module docstring)."""
 
     def __init__(self, env: gym.Env):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ObservationWrapper.__init__(self, env)
         base = env.unwrapped
         if not isinstance(base, MiniGridEnv):
             raise TypeError(f"MemoryMapObservation needs a MiniGrid environment, got {type(base).__name__}")

@@ -30,7 +30,8 @@ LOOP_LIMIT = 4
 class TeacherStats:
     steps: int = 0
     queries: int = 0  # texts the planner had to answer
-    cache_hits: int = 0  # texts answered from the teacher's memo
+    cache_hits: int = 0  # steps whose answer needed no live model or server call
+    planner_seconds: float = 0.0  # time spent in the planner (the LLM) alone
     unparsed_steps: int = 0  # plan steps no skill can carry out, summed over the answers received
     unresolved_targets: int = 0  # options naming an object the agent has not seen
     fallbacks: int = 0  # plans with no option left to act on, where the teacher explored instead
@@ -53,11 +54,14 @@ class Teacher:
         """Plan distributions for a batch of texts with one planner call for all memo misses."""
         missing = sorted({text for text in texts if text not in self.memo})
         if missing:
-            for text, answer in zip(missing, self.planner.plan(missing)):
+            start = time.perf_counter()
+            answers = self.planner.plan(missing)
+            self.stats.planner_seconds += time.perf_counter() - start
+            for text, answer in zip(missing, answers):
                 self.memo[text] = answer
                 self.stats.unparsed_steps += sum(parse_plan(plan).unknown_steps for plan, _ in answer)
             self.stats.queries += len(missing)
-        hits = [text not in missing for text in texts]
+        hits = [not (self.planner.live and text in missing) for text in texts]
         self.stats.cache_hits += sum(hits)
         return [(self.memo[text], hit) for text, hit in zip(texts, hits)]
 
@@ -69,7 +73,6 @@ class Teacher:
         key, pick the same key up again, forever); from the LOOP_LIMIT-th visit of the same state the
         suggestion is loosened (see `_break_loop`), which breaks the cycle.
         """
-        start = time.perf_counter()
         keys = [memory_map.tobytes() for memory_map in memory_maps]
         descriptions = [self._described(key, memory_map) for key, memory_map in zip(keys, memory_maps)]
         answers = self.plans_for([d.text for d in descriptions])
@@ -86,9 +89,6 @@ class Teacher:
                 info["loop_break"] = True
                 self.stats.loop_breaks += 1
             results.append((probs.copy(), info))
-        latency = (time.perf_counter() - start) / max(len(memory_maps), 1)
-        for _, info in results:
-            info["latency"] = latency
         self.stats.steps += len(memory_maps)
         return results
 
@@ -156,5 +156,6 @@ class Teacher:
         """Counters plus derived rates, for logs and benchmark reports."""
         stats = asdict(self.stats)
         stats["queries_per_1000_steps"] = 1000 * self.stats.queries / max(self.stats.steps, 1)
+        stats["seconds_per_query"] = self.stats.planner_seconds / max(self.stats.queries, 1)
         stats["planner"] = self.planner.name
         return stats

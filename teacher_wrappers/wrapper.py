@@ -72,3 +72,74 @@ class TeacherWrapper(gym.Wrapper):
 
     def teacher_stats(self) -> dict:
         return self.teacher.summary()
+
+
+class TeacherVectorWrapper(gym.vector.VectorWrapper):
+    """The vector version: one batched planner call per step for all sub-envs whose text is new.
+
+    The sub-envs must observe their memory map as obs["image"], as the registered tasks do (wrap a
+    plain MiniGrid env in `MemoryMapObservation` first). Works with Sync and Async vector envs.
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, planner: Planner | str = "recorded",
+                 planner_kwargs: dict | None = None, text_style: str | None = None, task: str | None = None):
+        super().__init__(env)
+        single = env.single_observation_space
+        if not isinstance(single, gym.spaces.Dict) or "image" not in single.spaces:
+            raise TypeError("TeacherVectorWrapper needs sub-envs observing {'image': memory map}; "
+                            "wrap plain MiniGrid envs in teacher_wrappers.MemoryMapObservation")
+        style, table = _task_info(env, text_style, task)
+        if isinstance(planner, str):
+            self.teacher = Teacher(planner, text_style=style, **{"task": table, **(planner_kwargs or {})})
+        else:
+            self.teacher = Teacher(planner, text_style=style)
+        n_actions = int(env.single_action_space.n)
+        self.single_observation_space = _with_teacher_space(single, n_actions)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
+        self._same_step = env.metadata.get("autoreset_mode") == gym.vector.AutoresetMode.SAME_STEP
+        self._visits: list[dict[bytes, int]] = [{} for _ in range(self.num_envs)]
+        self.last_infos: list[dict] = []  # info["teacher"] of every sub-env at the last step
+
+    def _suggest(self, obs: dict) -> dict:
+        maps = list(obs["image"])
+        keys = [memory_map.tobytes() for memory_map in maps]
+        counts = []
+        for visits, key in zip(self._visits, keys):
+            visits[key] = visits.get(key, 0) + 1
+            counts.append(visits[key])
+        results = self.teacher.act(maps, visits=counts)
+        self.last_infos = [info for _, info in results]
+        return {**obs, "teacher_probs": np.stack([probs for probs, _ in results])}
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._visits = [{} for _ in range(self.num_envs)]
+        return self._suggest(obs), info
+
+    def step(self, actions):
+        obs, rewards, terminations, truncations, infos = self.env.step(actions)
+        done = np.logical_or(terminations, truncations)
+        if self._same_step:  # the returned obs already starts the next episode
+            for i in np.flatnonzero(done):
+                self._visits[i] = {}
+        obs = self._suggest(obs)
+        if not self._same_step:  # the next step's obs starts the next episode
+            for i in np.flatnonzero(done):
+                self._visits[i] = {}
+        return obs, rewards, terminations, truncations, infos
+
+    def teacher_stats(self) -> dict:
+        return self.teacher.summary()
+
+
+def _task_info(env: gym.vector.VectorEnv, text_style: str | None, task: str | None) -> tuple[str, str]:
+    """Text style and recorded table of the sub-envs, read from their class (works across processes)."""
+    if text_style is None or task is None:
+        try:
+            styles = env.get_attr("text_style")
+            tables = env.get_attr("recorded_table")
+        except AttributeError:
+            styles, tables = ["plain"], ["SimpleDoorKey"]
+        text_style = text_style or styles[0]
+        task = task or tables[0]
+    return text_style, task

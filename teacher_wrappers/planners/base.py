@@ -11,11 +11,13 @@ class Planner:
     """Maps a batch of descriptions to a plan distribution for each.
 
     Subclasses implement `plan`. `queries` counts texts the backend actually had to answer.
-    `is_llm` tells reports and logs whether a language model stands behind the answers.
+    `is_llm` tells reports and logs whether a language model stands behind the answers; `live` whether
+    answering runs a model or calls a server (a miss of the teacher's caches costs time and money).
     """
 
     name = "planner"
     is_llm = False
+    live = False
 
     def __init__(self) -> None:
         self.queries = 0

@@ -1,0 +1,32 @@
+"""Hand-built memory maps for unit tests."""
+
+from __future__ import annotations
+
+import numpy as np
+from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
+
+
+def room_map(width: int = 7, height: int = 7, seen: bool = True) -> np.ndarray:
+    """A walled room filling the grid, every cell seen (or none, with seen=False)."""
+    memory = np.zeros((width, height, 4), dtype=np.uint8)
+    if seen:
+        memory[..., 0] = OBJECT_TO_IDX["empty"]
+        memory[0, :, 0] = memory[-1, :, 0] = memory[:, 0, 0] = memory[:, -1, 0] = OBJECT_TO_IDX["wall"]
+        memory[0, :, 1] = memory[-1, :, 1] = memory[:, 0, 1] = memory[:, -1, 1] = COLOR_TO_IDX["grey"]
+    return memory
+
+
+def put(memory: np.ndarray, pos, kind: str, colour: str = "grey", state: str | None = None) -> None:
+    memory[pos][0] = OBJECT_TO_IDX[kind]
+    memory[pos][1] = COLOR_TO_IDX[colour]
+    memory[pos][2] = STATE_TO_IDX[state] if state else 0
+
+
+def place_agent(memory: np.ndarray, pos, heading: int, carrying: tuple[str, str] | None = None) -> None:
+    """The agent's cell shows what it carries (or empty), as in MemoryMap.observation()."""
+    memory[..., 3] = 0
+    memory[pos][3] = heading + 1
+    if carrying:
+        put(memory, pos, *carrying)
+    else:
+        put(memory, pos, "empty")
