@@ -38,6 +38,14 @@ class TeacherStats:
     loop_breaks: int = 0  # steps in a state revisited LOOP_LIMIT times, where the suggestion was loosened
 
 
+@dataclass
+class Suggestion:
+    probs: np.ndarray
+    plan: str  # the most probable plan
+    option: str  # the option that acts in the most probable plan
+    loosened: np.ndarray | None = None  # the probabilities used in a loop, computed when first needed
+
+
 class Teacher:
     """Turns memory maps into action distributions with a planner and the skills."""
 
@@ -47,7 +55,7 @@ class Teacher:
         self.memo: dict[str, PlanDistribution] = {}
         self.field_cache: dict = {}  # distance fields shared by the skills across steps
         self.description_memo: dict[bytes, Description] = {}
-        self.suggestion_memo: dict[tuple[bytes, int], tuple[np.ndarray, str, str]] = {}
+        self.suggestion_memo: dict[tuple[bytes, int], Suggestion] = {}
         self.stats = TeacherStats()
 
     def plans_for(self, texts: Sequence[str]) -> list[tuple[PlanDistribution, bool]]:
@@ -74,23 +82,34 @@ class Teacher:
         suggestion is loosened (see `_break_loop`), which breaks the cycle.
         """
         keys = [memory_map.tobytes() for memory_map in memory_maps]
-        descriptions = [self._described(key, memory_map) for key, memory_map in zip(keys, memory_maps)]
+        descriptions = [self._described(memory_map) for memory_map in memory_maps]
         answers = self.plans_for([d.text for d in descriptions])
         results = []
-        for key, memory_map, description, (plans, hit) in zip(keys, memory_maps, descriptions, answers):
-            # The suggestion is a pure function of the map and the plans: the same state costs one lookup.
-            if (key, id(plans)) not in self.suggestion_memo:
-                self._bound(self.suggestion_memo)[(key, id(plans))] = self._soft_action(
-                    MapView(memory_map, self.field_cache), description.objects, plans)
-            probs, top_plan, top_option = self.suggestion_memo[(key, id(plans))]
-            info = {"text": description.text, "plan": top_plan, "option": top_option, "cache_hit": hit}
-            if visits is not None and visits[len(results)] >= LOOP_LIMIT:
-                probs = self._break_loop(probs, memory_map)
+        for i, (key, memory_map, description, (plans, hit)) in enumerate(
+                zip(keys, memory_maps, descriptions, answers)):
+            suggestion = self._suggestion(key, memory_map, description, plans)
+            info = {"text": description.text, "plan": suggestion.plan, "option": suggestion.option,
+                    "cache_hit": hit}
+            probs = suggestion.probs
+            if visits is not None and visits[i] >= LOOP_LIMIT:
+                if suggestion.loosened is None:
+                    suggestion.loosened = self._break_loop(probs, memory_map)
+                probs = suggestion.loosened
                 info["loop_break"] = True
                 self.stats.loop_breaks += 1
             results.append((probs.copy(), info))
         self.stats.steps += len(memory_maps)
         return results
+
+    def _suggestion(self, key: bytes, memory_map: np.ndarray, description: Description,
+                    plans: PlanDistribution) -> Suggestion:
+        # A pure function of the map and the plans: a state seen before costs one lookup.
+        memo_key = (key, id(plans))
+        if memo_key not in self.suggestion_memo:
+            view = MapView(memory_map, self.field_cache)
+            self._bound(self.suggestion_memo)[memo_key] = Suggestion(*self._soft_action(view, description.objects,
+                                                                                       plans))
+        return self.suggestion_memo[memo_key]
 
     def _break_loop(self, probs: np.ndarray, memory_map: np.ndarray) -> np.ndarray:
         """Half the suggestion, half a uniform choice among its actions and an exploring one.
@@ -106,7 +125,10 @@ class Teacher:
             candidates[action] = True
         return (0.5 * probs + 0.5 * candidates / candidates.sum()).astype(np.float32)
 
-    def _described(self, key: bytes, memory_map: np.ndarray) -> Description:
+    def _described(self, memory_map: np.ndarray) -> Description:
+        # Channels 0-2 decide the text: the agent's cell shows what it holds, and turning or walking
+        # through known cells empty-handed leaves them unchanged, so most steps hit this memo.
+        key = memory_map[..., :3].tobytes()
         if key not in self.description_memo:
             self._bound(self.description_memo)[key] = describe(memory_map, self.text_style)
         return self.description_memo[key]

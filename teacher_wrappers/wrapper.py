@@ -52,7 +52,9 @@ class TeacherWrapper(gym.Wrapper):
     def _suggest(self, obs: dict, info: dict) -> tuple[dict, dict]:
         if self._own_memory:
             self._memory.update(self.env.unwrapped, partial_view(self.env.unwrapped))
-        memory_map = self._memory.observation()
+            memory_map = self._memory.observation()
+        else:  # the env's observation is the memory map (its wrapper has just updated it)
+            memory_map = obs["image"]
         key = memory_map.tobytes()
         self._visits[key] = self._visits.get(key, 0) + 1
         [(probs, teacher_info)] = self.teacher.act([memory_map], visits=[self._visits[key]])
