@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from teacher_wrappers.describe import Description, describe
+from teacher_wrappers.describe import Description, agent_state, describe
 from teacher_wrappers.planners import Planner, make_planner
 from teacher_wrappers.planners.base import PlanDistribution
 from teacher_wrappers.plans import Option, parse_plan
@@ -54,7 +54,7 @@ class Teacher:
         self.text_style = text_style
         self.memo: dict[str, PlanDistribution] = {}
         self.field_cache: dict = {}  # distance fields shared by the skills across steps
-        self.description_memo: dict[bytes, Description] = {}
+        self.description_memo: dict[tuple[bytes, tuple[int, int]], Description] = {}
         self.suggestion_memo: dict[tuple[bytes, int], Suggestion] = {}
         self.stats = TeacherStats()
 
@@ -126,9 +126,9 @@ class Teacher:
         return (0.5 * probs + 0.5 * candidates / candidates.sum()).astype(np.float32)
 
     def _described(self, memory_map: np.ndarray) -> Description:
-        # Channels 0-2 decide the text: the agent's cell shows what it holds, and turning or walking
-        # through known cells empty-handed leaves them unchanged, so most steps hit this memo.
-        key = memory_map[..., :3].tobytes()
+        # The text depends on channels 0-2 and on where the agent stands (a key on its cell is held),
+        # not on its heading: turning on the spot or revisiting a cell hits this memo.
+        key = (memory_map[..., :3].tobytes(), agent_state(memory_map)[0])
         if key not in self.description_memo:
             self._bound(self.description_memo)[key] = describe(memory_map, self.text_style)
         return self.description_memo[key]

@@ -29,4 +29,4 @@ def place_agent(memory: np.ndarray, pos, heading: int, carrying: tuple[str, str]
     if carrying:
         put(memory, pos, *carrying)
     else:
-        put(memory, pos, "empty")
+        memory[pos][:3] = (OBJECT_TO_IDX["empty"], 0, 0)
