@@ -20,6 +20,10 @@ TASKS = ("SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey", "TwoDoor")
 _WALLS = (0, 1, 2, 3)
 
 
+def _mission() -> str:
+    return "open the door"
+
+
 class DoorTaskEnv(MiniGridEnv):
     """A room of random size in the top-left corner of the grid with one locked door.
 
@@ -34,7 +38,7 @@ class DoorTaskEnv(MiniGridEnv):
                  max_steps: int = 150, **kwargs):
         self.min_room, self.max_room = min_room, max_room
         self.doors: list[Door] = []
-        super().__init__(mission_space=MissionSpace(mission_func=lambda: "open the door"), width=size,
+        super().__init__(mission_space=MissionSpace(mission_func=_mission), width=size,
                          height=size, agent_view_size=agent_view_size, max_steps=max_steps, **kwargs)
 
     def _gen_grid(self, width, height):
@@ -107,9 +111,8 @@ class ColoredDoorKeyEnv(DoorTaskEnv):
         door_pos, front = self._door_position(self._rand_elem(_WALLS), room_w, room_h)
         self._add_door(door_pos, "blue")
         self.place_agent((0, 0), (room_w, room_h), rand_dir=True)
-        not_in_front = lambda _env, pos: tuple(pos) == front  # noqa: E731
-        self.place_obj(Key("blue"), (0, 0), (room_w, room_h), reject_fn=not_in_front)
-        self.place_obj(Key("red"), (0, 0), (room_w, room_h), reject_fn=not_in_front)
+        for color in ("blue", "red"):
+            self.place_obj(Key(color), (0, 0), (room_w, room_h), reject_fn=lambda _env, pos: tuple(pos) == front)
 
 
 class TwoDoorEnv(DoorTaskEnv):
