@@ -101,8 +101,13 @@ class TeacherVectorWrapper(gym.vector.VectorWrapper):
         self._same_step = env.metadata.get("autoreset_mode") == gym.vector.AutoresetMode.SAME_STEP
         self._visits: list[dict[bytes, int]] = [{} for _ in range(self.num_envs)]
         self.last_infos: list[dict] = []  # info["teacher"] of every sub-env at the last step
+        self.teacher_enabled = True  # when False, teacher_probs are all zero and the teacher is not asked
 
     def _suggest(self, obs: dict) -> dict:
+        if not self.teacher_enabled:
+            self.last_infos = []
+            return {**obs, "teacher_probs": np.zeros((self.num_envs,) + self.single_observation_space[
+                "teacher_probs"].shape, dtype=np.float32)}
         maps = list(obs["image"])
         keys = [memory_map.tobytes() for memory_map in maps]
         counts = []
@@ -132,6 +137,13 @@ class TeacherVectorWrapper(gym.vector.VectorWrapper):
 
     def teacher_stats(self) -> dict:
         return self.teacher.summary()
+
+    def visits_state(self) -> list[dict[bytes, int]]:
+        """Per-sub-env visit counts of this episode (they shape the suggestions: save them to resume)."""
+        return [dict(visits) for visits in self._visits]
+
+    def restore_visits(self, visits: list[dict[bytes, int]]) -> None:
+        self._visits = [dict(v) for v in visits]
 
 
 def _task_info(env: gym.vector.VectorEnv, text_style: str | None, task: str | None) -> tuple[str, str]:

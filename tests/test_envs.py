@@ -1,7 +1,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-from minigrid.core.world_object import Door, Key, Lava
+from minigrid.core.world_object import Key
 
 import teacher_wrappers
 from teacher_wrappers.envs import ColoredDoorKeyEnv, LavaDoorKeyEnv, SimpleDoorKeyEnv, TwoDoorEnv

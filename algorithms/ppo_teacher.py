@@ -1,0 +1,632 @@
+# PPO with an LLM policy teacher (Zhou et al., 2023, arXiv 2311.13373), in CleanRL's single-file style.
+# The student acts; the teacher only supplies targets. Loss = PPO + lambda_t * KL(teacher || student)
+# on the states the student visits, with lambda_t decaying so that reward takes over.
+#
+#   python algorithms/ppo_teacher.py --env-id TeacherWrappers/SimpleDoorKey-v0 --planner recorded
+import contextlib
+import json
+import os
+import pickle
+import random
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # small networks on CPU: one thread is several times faster
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.distributions.categorical import Categorical
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+import teacher_wrappers
+from teacher_wrappers import MemoryMapObservation, TeacherWrapper
+from teacher_wrappers.planners import PLANNERS
+from teacher_wrappers.wrapper import TeacherVectorWrapper
+
+SCHEDULES = ("reference", "linear", "adaptive")
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = False
+    """if toggled, cuda will be enabled when available (small networks run faster on the CPU)"""
+    track: bool = False
+    """if toggled, this experiment will be tracked with Weights and Biases"""
+    wandb_project_name: str = "teacher-wrappers"
+    """the wandb's project name"""
+    wandb_entity: str | None = None
+    """the entity (team) of wandb's project"""
+    capture_video: bool = False
+    """whether to capture videos of the agent performances (check out `videos` folder)"""
+    run_dir: str = "runs"
+    """folder that holds runs/<run_name>: TensorBoard events, checkpoints, summary.json"""
+    run_name: str | None = None
+    """name of the run folder (default: <env>__<exp_name>__<seed>__<time>)"""
+
+    # Algorithm specific arguments
+    env_id: str = "TeacherWrappers/SimpleDoorKey-v0"
+    """the id of the environment (a TeacherWrappers task or a MiniGrid id)"""
+    total_timesteps: int = 150_000
+    """total timesteps of the experiments"""
+    learning_rate: float = 5e-4
+    """the learning rate of the optimizer"""
+    num_envs: int = 16
+    """the number of parallel game environments"""
+    async_envs: bool = False
+    """run the environments in subprocesses (AsyncVectorEnv) instead of in this process"""
+    num_steps: int = 32
+    """the number of steps to run in each environment per policy rollout"""
+    anneal_lr: bool = True
+    """Toggle learning rate annealing for policy and value networks"""
+    gamma: float = 0.99
+    """the discount factor gamma"""
+    gae_lambda: float = 0.95
+    """the lambda for the general advantage estimation"""
+    num_minibatches: int = 4
+    """the number of mini-batches"""
+    update_epochs: int = 3
+    """the K epochs to update the policy"""
+    norm_adv: bool = True
+    """Toggles advantages normalization"""
+    clip_coef: float = 0.2
+    """the surrogate clipping coefficient"""
+    clip_vloss: bool = True
+    """Toggles whether or not to use a clipped loss for the value function"""
+    ent_coef: float = 0.01
+    """coefficient of the entropy"""
+    vf_coef: float = 0.5
+    """coefficient of the value function"""
+    max_grad_norm: float = 0.5
+    """the maximum norm for the gradient clipping"""
+    target_kl: float | None = None
+    """the target KL divergence threshold"""
+
+    # Teacher specific arguments
+    planner: str = "recorded"
+    """the teacher's planner: recorded, rules, hf or openai (see teacher_wrappers.planners)"""
+    model: str | None = None
+    """LLM planners: the model (hf: folder, cached hub id, GGUF file or 'smollm2'; openai: model name)"""
+    base_url: str | None = None
+    """openai planner: the server's base URL, e.g. http://localhost:8000/v1"""
+    planner_mode: str | None = None
+    """hf/openai planners: 'sample' n answers or 'score' the admissible plans"""
+    schedule: Literal["reference", "linear", "adaptive"] = "adaptive"
+    """how lambda, the weight of the distillation loss, decays"""
+    lambda_start: float = 10.0
+    """lambda at the first iteration"""
+    lambda_decay: float = 0.005
+    """reference schedule: lambda falls by this much per iteration"""
+    lambda_floor: float = 0.1
+    """reference schedule: lambda never falls below this while the teacher is on"""
+    teacher_off_iteration: int = 1000
+    """reference schedule: the teacher is switched off (lambda = 0) from this iteration on"""
+    linear_frames: int = 100_000
+    """linear schedule: lambda reaches 0 after this many frames"""
+    teacher_eval_episodes: int = 20
+    """adaptive schedule: episodes of the teacher acting alone, to measure its return"""
+
+    # Logging, evaluation and checkpoints
+    success_window: int = 100
+    """the success rate and return are averaged over the most recent episodes, this many"""
+    eval_episodes: int = 100
+    """greedy evaluation episodes at the end, on fixed seeds"""
+    eval_seed: int = 1_000_000
+    """first seed of the evaluation episodes (episode i uses eval_seed + i)"""
+    checkpoint_every: int = 50
+    """write a checkpoint every this many iterations (0: only at the end and on Ctrl-C)"""
+    resume: str | None = None
+    """path of a checkpoint to continue from; the run goes on in that checkpoint's run folder"""
+    progress: bool = True
+    """show a progress bar with SPS and success rate"""
+
+    # to be filled in runtime
+    batch_size: int = 0
+    """the batch size (computed in runtime)"""
+    minibatch_size: int = 0
+    """the mini-batch size (computed in runtime)"""
+    num_iterations: int = 0
+    """the number of iterations (computed in runtime)"""
+
+
+def fail(message):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def validate(args):
+    if args.planner not in PLANNERS:
+        fail(f"unknown planner {args.planner!r}; valid planners: {', '.join(sorted(PLANNERS))}")
+    if args.schedule not in SCHEDULES:
+        fail(f"unknown schedule {args.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
+    try:
+        gym.spec(args.env_id)
+    except gym.error.Error:
+        tasks = ", ".join(f"{teacher_wrappers.NAMESPACE}/{task}-v0" for task in teacher_wrappers.TASKS)
+        fail(f"unknown env id {args.env_id!r}; valid: {tasks}, or any registered MiniGrid id "
+             "(e.g. MiniGrid-DoorKey-8x8-v0)")
+
+
+def planner_kwargs(args):
+    """The planner's options given on the command line (LLM planners only)."""
+    options = {"model": args.model, "base_url": args.base_url, "mode": args.planner_mode}
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def make_env(env_id, idx, capture_video, run_name):
+    def thunk():
+        if capture_video and idx == 0:
+            env = gym.make(env_id, render_mode="rgb_array")
+            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
+        else:
+            env = gym.make(env_id)
+        with contextlib.suppress(AttributeError):
+            env.get_wrapper_attr("memory_map")
+            return env
+        return MemoryMapObservation(env)  # plain MiniGrid envs: the student sees the memory map too
+
+    return thunk
+
+
+def layer_init(layer, std=np.sqrt(2), bias_const=0.0):
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+class Egocentric(nn.Module):
+    """Re-centres the memory map on the agent and turns it so that the agent faces up.
+
+    The student still sees the whole map; in its own frame "the key is two cells ahead" looks the
+    same wherever the agent stands, which makes the teacher's policy far quicker to learn. One gather
+    per batch: each heading has a precomputed table of offsets into the zero-padded (unseen) map.
+    """
+
+    DIRS = np.array([(1, 0), (0, 1), (-1, 0), (0, -1)])  # MiniGrid headings: east, south, west, north
+
+    def __init__(self, width, height):
+        super().__init__()
+        self.size = max(width, height)
+        self.padded_height = height + 2 * (self.size - 1)
+        span = np.arange(2 * self.size - 1) - (self.size - 1)
+        right_steps, back_steps = np.meshgrid(span, span, indexing="ij")  # output x: right, output y: back
+        tables = []
+        for forward in self.DIRS:
+            right = np.array((-forward[1], forward[0]))
+            dx = right_steps * right[0] - back_steps * forward[0]
+            dy = right_steps * right[1] - back_steps * forward[1]
+            tables.append((dx * self.padded_height + dy).ravel())
+        self.register_buffer("offsets", torch.tensor(np.stack(tables)))
+
+    def forward(self, x):
+        batch, width, height, channels = x.shape
+        pad = self.size - 1
+        agent_channel = x[..., 3].reshape(batch, -1)
+        position = agent_channel.argmax(1)  # channel 3 is non-zero only at the agent's cell
+        heading = agent_channel.gather(1, position[:, None]).squeeze(1).long() - 1
+        centre = (position // height + pad) * self.padded_height + position % height + pad
+        padded = F.pad(x, (0, 0, pad, pad + self.size - height, pad, pad + self.size - width)).reshape(batch, -1, channels)
+        index = (centre[:, None] + self.offsets[heading])[..., None].expand(-1, -1, channels)
+        side = 2 * self.size - 1
+        return padded.gather(1, index.long()).view(batch, side, side, channels)
+
+
+class Agent(nn.Module):
+    """A small CNN over the one-hot egocentric memory map (object, colour, state, heading per cell)."""
+
+    # MiniGrid has 11 object types, 6 colours, 3 door states; channel 3 holds heading + 1 (0: no agent).
+    SIZES = (11, 6, 3, 5)
+
+    def __init__(self, obs_shape, n_actions):
+        super().__init__()
+        width, height, _ = obs_shape
+        self.egocentric = Egocentric(width, height)
+        self.register_buffer("offsets", torch.tensor(np.cumsum((0,) + self.SIZES[:-1])))
+        channels, side = sum(self.SIZES), 2 * max(width, height) - 1
+        self.encoder = nn.Sequential(
+            layer_init(nn.Conv2d(channels, 16, 2, stride=2, padding=1)), nn.ReLU(),
+            layer_init(nn.Conv2d(16, 32, 3, stride=2, padding=1)), nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            features = self.encoder(torch.zeros(1, channels, side, side)).shape[1]
+        self.trunk = nn.Sequential(layer_init(nn.Linear(features, 128)), nn.ReLU())
+        self.actor = layer_init(nn.Linear(128, n_actions), std=0.01)
+        self.critic = layer_init(nn.Linear(128, 1), std=1)
+
+    def features(self, x):
+        cells = self.egocentric(x).long() + self.offsets
+        one_hot = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_(3, cells, 1.0)
+        return self.trunk(self.encoder(one_hot.permute(0, 3, 1, 2)))
+
+    def get_value(self, x):
+        return self.critic(self.features(x))
+
+    def get_action_and_value(self, x, action=None):
+        hidden = self.features(x)
+        logits = self.actor(hidden)
+        probs = Categorical(logits=logits)
+        if action is None:
+            action = probs.sample()
+        return action, probs.log_prob(action), probs.entropy(), self.critic(hidden), logits
+
+
+def teacher_alone_return(args, episodes):
+    """Mean return of the teacher acting alone (actions sampled from its suggestions)."""
+    env = TeacherWrapper(make_env(args.env_id, 1, False, "")(), planner=args.planner,
+                         planner_kwargs=planner_kwargs(args))
+    rng = np.random.default_rng(args.seed)
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=args.eval_seed + 10_000 + episode)
+        total, done = 0.0, False
+        while not done:
+            probs = obs["teacher_probs"].astype(np.float64)
+            obs, reward, terminated, truncated, _ = env.step(int(rng.choice(len(probs), p=probs / probs.sum())))
+            total, done = total + float(reward), terminated or truncated
+        returns.append(total)
+    env.close()
+    return float(np.mean(returns))
+
+
+def distillation_weight(args, iteration, global_step, recent_return, teacher_return):
+    """lambda_t for the iteration about to be trained (iterations count from 1)."""
+    if args.schedule == "reference":
+        if iteration >= args.teacher_off_iteration:
+            return 0.0
+        return max(args.lambda_start - args.lambda_decay * (iteration - 1), args.lambda_floor)
+    if args.schedule == "linear":
+        return args.lambda_start * max(0.0, 1.0 - global_step / args.linear_frames)
+    # adaptive: full weight while the student trails the teacher, none once it matches it
+    if recent_return is None or teacher_return <= 0:
+        return args.lambda_start
+    return args.lambda_start * float(np.clip(1.0 - recent_return / teacher_return, 0.0, 1.0))
+
+
+def evaluate(agent, args, device):
+    """Greedy policy on fixed seeds: (success rate, mean return)."""
+    env = make_env(args.env_id, 1, False, "")()
+    successes, returns = 0, []
+    for episode in range(args.eval_episodes):
+        obs, _ = env.reset(seed=args.eval_seed + episode)
+        total, done = 0.0, False
+        while not done:
+            with torch.no_grad():
+                logits = agent.actor(agent.features(torch.as_tensor(obs["image"][None], device=device)))
+            obs, reward, terminated, truncated, _ = env.step(int(logits.argmax()))
+            total, done = total + float(reward), terminated or truncated
+        successes += total > 0
+        returns.append(total)
+    env.close()
+    return successes / args.eval_episodes, float(np.mean(returns))
+
+
+def save_atomically(state, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Args)
+    validate(args)
+    args.batch_size = int(args.num_envs * args.num_steps)
+    args.minibatch_size = int(args.batch_size // args.num_minibatches)
+    args.num_iterations = args.total_timesteps // args.batch_size
+    checkpoint = torch.load(args.resume, weights_only=False) if args.resume else None
+    if checkpoint is not None:
+        run_name = checkpoint["run_name"]
+    else:
+        run_name = args.run_name or f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_path = Path(args.run_dir) / run_name
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                   config=vars(args), name=run_name, monitor_gym=True, save_code=True)
+    writer = SummaryWriter(str(run_path), purge_step=checkpoint["global_step"] if checkpoint else None)
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+    )
+
+    # TRY NOT TO MODIFY: seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    # env setup: Gymnasium 1.x with same-step autoreset, so the obs after a done starts the next episode
+    env_fns = [make_env(args.env_id, i, args.capture_video, run_name) for i in range(args.num_envs)]
+    if args.async_envs:
+        envs = gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    else:
+        envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    try:
+        envs = TeacherVectorWrapper(envs, planner=args.planner, planner_kwargs=planner_kwargs(args))
+    except (ValueError, TypeError, ConnectionError, OSError) as error:
+        fail(f"cannot build the {args.planner!r} teacher: {error}")
+    assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action space is supported"
+    obs_shape = envs.single_observation_space["image"].shape
+    n_actions = int(envs.single_action_space.n)
+
+    agent = Agent(obs_shape, n_actions).to(device)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    teacher_return = teacher_alone_return(args, args.teacher_eval_episodes) if args.schedule == "adaptive" else 0.0
+
+    # ALGO Logic: Storage setup
+    obs = torch.zeros((args.num_steps, args.num_envs) + obs_shape, dtype=torch.uint8).to(device)
+    teacher_probs = torch.zeros((args.num_steps, args.num_envs, n_actions)).to(device)
+    actions = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    logprobs = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    values = torch.zeros((args.num_steps, args.num_envs)).to(device)
+
+    # TRY NOT TO MODIFY: start the game
+    global_step, start_iteration, wall_before = 0, 1, 0.0
+    episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
+    recent = deque(maxlen=args.success_window)  # (success, return) of the most recent episodes
+    curve = {"frames": [], "wall_seconds": [], "success_rate": [], "episodic_return": [], "lambda": []}
+    if checkpoint is None:
+        next_obs_dict, _ = envs.reset(seed=args.seed)
+    else:  # continue exactly where the checkpoint stopped
+        agent.load_state_dict(checkpoint["agent"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        np.random.set_state(checkpoint["numpy_rng"])
+        random.setstate(checkpoint["python_rng"])
+        global_step, start_iteration = checkpoint["global_step"], checkpoint["iteration"] + 1
+        wall_before, teacher_return = checkpoint["wall_seconds"], checkpoint["teacher_return"]
+        episode_returns, episode_lengths = checkpoint["episode_returns"], checkpoint["episode_lengths"]
+        recent.extend(checkpoint["recent"])
+        curve = checkpoint["curve"]
+        if checkpoint["envs"] is not None and not args.async_envs:
+            envs.env.envs = pickle.loads(checkpoint["envs"])
+            envs.restore_visits(checkpoint["teacher_visits"])
+            next_obs_dict = checkpoint["next_obs"]
+        else:  # async sub-envs live in other processes: start fresh episodes (documented, not exact)
+            next_obs_dict, _ = envs.reset(seed=args.seed + start_iteration)
+    next_obs = torch.as_tensor(next_obs_dict["image"]).to(device)
+    next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
+    next_done = torch.zeros(args.num_envs).to(device) if checkpoint is None else checkpoint["next_done"].to(device)
+
+    def make_checkpoint(iteration):
+        """Everything needed to continue with the same results as an uninterrupted run."""
+        return {
+            "args": asdict(args), "run_name": run_name, "iteration": iteration, "global_step": global_step,
+            "agent": agent.state_dict(), "optimizer": optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
+            "wall_seconds": wall_before + time.time() - start_time, "teacher_return": teacher_return,
+            "episode_returns": episode_returns.copy(), "episode_lengths": episode_lengths.copy(),
+            "recent": list(recent), "curve": {key: list(value) for key, value in curve.items()},
+            "envs": None if args.async_envs else pickle.dumps(envs.env.envs),
+            "teacher_visits": envs.visits_state(), "next_obs": next_obs_dict, "next_done": next_done.cpu(),
+        }
+
+    start_time = time.time()
+    last_checkpoint = make_checkpoint(start_iteration - 1)
+    interrupted = False
+
+    def on_interrupt(signum, frame):
+        global interrupted
+        interrupted = True
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    signal.signal(signal.SIGTERM, on_interrupt)
+    bar = tqdm(total=args.num_iterations * args.batch_size, initial=global_step, disable=not args.progress,
+               unit="frames", dynamic_ncols=True)
+    for iteration in range(start_iteration, args.num_iterations + 1):
+        if interrupted:
+            break
+        recent_return = float(np.mean([r for _, r in recent])) if len(recent) >= 10 else None
+        lam = distillation_weight(args, iteration, global_step, recent_return, teacher_return)
+        envs.teacher_enabled = lam > 0  # a switched-off teacher costs nothing
+        # Annealing the rate if instructed to do so.
+        if args.anneal_lr:
+            frac = 1.0 - (iteration - 1.0) / args.num_iterations
+            lrnow = frac * args.learning_rate
+            optimizer.param_groups[0]["lr"] = lrnow
+
+        for step in range(0, args.num_steps):
+            global_step += args.num_envs
+            obs[step] = next_obs
+            teacher_probs[step] = next_teacher
+            dones[step] = next_done
+
+            # ALGO LOGIC: action logic
+            with torch.inference_mode():
+                action, logprob, _, value, _ = agent.get_action_and_value(next_obs)
+                values[step] = value.flatten()
+            actions[step] = action
+            logprobs[step] = logprob
+
+            # TRY NOT TO MODIFY: execute the game and log data.
+            next_obs_dict, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
+            next_done_np = np.logical_or(terminations, truncations)
+            rewards[step] = torch.tensor(reward).to(device).view(-1)
+            next_obs = torch.as_tensor(next_obs_dict["image"]).to(device)
+            next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
+            next_done = torch.Tensor(next_done_np).to(device)
+
+            episode_returns += reward
+            episode_lengths += 1
+            for i in np.flatnonzero(next_done_np):
+                success = bool(reward[i] > 0)  # every task here rewards success and only success
+                recent.append((success, episode_returns[i]))
+                writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
+                writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
+                episode_returns[i], episode_lengths[i] = 0.0, 0
+
+        # bootstrap value if not done
+        with torch.no_grad():
+            next_value = agent.get_value(next_obs).reshape(1, -1)
+            advantages = torch.zeros_like(rewards).to(device)
+            lastgaelam = 0
+            for t in reversed(range(args.num_steps)):
+                if t == args.num_steps - 1:
+                    nextnonterminal = 1.0 - next_done
+                    nextvalues = next_value
+                else:
+                    nextnonterminal = 1.0 - dones[t + 1]
+                    nextvalues = values[t + 1]
+                delta = rewards[t] + args.gamma * nextvalues * nextnonterminal - values[t]
+                advantages[t] = lastgaelam = delta + args.gamma * args.gae_lambda * nextnonterminal * lastgaelam
+            returns = advantages + values
+
+        # flatten the batch
+        b_obs = obs.reshape((-1,) + obs_shape)
+        b_teacher = teacher_probs.reshape(-1, n_actions)
+        b_logprobs = logprobs.reshape(-1)
+        b_actions = actions.reshape(-1)
+        b_advantages = advantages.reshape(-1)
+        b_returns = returns.reshape(-1)
+        b_values = values.reshape(-1)
+
+        # Optimizing the policy and value network
+        b_inds = np.arange(args.batch_size)
+        clipfracs = []
+        for epoch in range(args.update_epochs):
+            np.random.shuffle(b_inds)
+            for start in range(0, args.batch_size, args.minibatch_size):
+                end = start + args.minibatch_size
+                mb_inds = b_inds[start:end]
+
+                _, newlogprob, entropy, newvalue, logits = agent.get_action_and_value(
+                    b_obs[mb_inds], b_actions.long()[mb_inds])
+                logratio = newlogprob - b_logprobs[mb_inds]
+                ratio = logratio.exp()
+
+                with torch.no_grad():
+                    # calculate approx_kl http://joschu.net/blog/kl-approx.html
+                    old_approx_kl = (-logratio).mean()
+                    approx_kl = ((ratio - 1) - logratio).mean()
+                    clipfracs += [((ratio - 1.0).abs() > args.clip_coef).float().mean().item()]
+
+                mb_advantages = b_advantages[mb_inds]
+                if args.norm_adv:
+                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+
+                # Policy loss
+                pg_loss1 = -mb_advantages * ratio
+                pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
+                pg_loss = torch.max(pg_loss1, pg_loss2).mean()
+
+                # Value loss
+                newvalue = newvalue.view(-1)
+                if args.clip_vloss:
+                    v_loss_unclipped = (newvalue - b_returns[mb_inds]) ** 2
+                    v_clipped = b_values[mb_inds] + torch.clamp(
+                        newvalue - b_values[mb_inds],
+                        -args.clip_coef,
+                        args.clip_coef,
+                    )
+                    v_loss_clipped = (v_clipped - b_returns[mb_inds]) ** 2
+                    v_loss_max = torch.max(v_loss_unclipped, v_loss_clipped)
+                    v_loss = 0.5 * v_loss_max.mean()
+                else:
+                    v_loss = 0.5 * ((newvalue - b_returns[mb_inds]) ** 2).mean()
+
+                # Distillation: KL(teacher || student) on the states the student visited
+                mb_teacher = b_teacher[mb_inds]
+                log_student = F.log_softmax(logits, dim=-1)
+                teacher_kl = (torch.xlogy(mb_teacher, mb_teacher) - mb_teacher * log_student).sum(-1).mean()
+
+                entropy_loss = entropy.mean()
+                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef + lam * teacher_kl
+
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                optimizer.step()
+
+            if args.target_kl is not None and approx_kl > args.target_kl:
+                break
+
+        y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
+        var_y = np.var(y_true)
+        explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
+        with torch.no_grad():
+            agreement = (logits.argmax(-1) == mb_teacher.argmax(-1)).float().mean().item()
+
+        success_rate = float(np.mean([s for s, _ in recent])) if recent else 0.0
+        mean_return = float(np.mean([r for _, r in recent])) if recent else 0.0
+        curve["frames"].append(global_step)
+        curve["wall_seconds"].append(wall_before + time.time() - start_time)
+        curve["success_rate"].append(success_rate)
+        curve["episodic_return"].append(mean_return)
+        curve["lambda"].append(lam)
+
+        # TRY NOT TO MODIFY: record rewards for plotting purposes
+        sps = int((global_step - (start_iteration - 1) * args.batch_size) / (time.time() - start_time))
+        writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+        writer.add_scalar("charts/success_rate", success_rate, global_step)
+        writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+        writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+        writer.add_scalar("losses/entropy", entropy_loss.item(), global_step)
+        writer.add_scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
+        writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+        writer.add_scalar("losses/clipfrac", np.mean(clipfracs), global_step)
+        writer.add_scalar("losses/explained_variance", explained_var, global_step)
+        writer.add_scalar("teacher/lambda", lam, global_step)
+        writer.add_scalar("teacher/kl", teacher_kl.item(), global_step)
+        writer.add_scalar("teacher/agreement", agreement, global_step)
+        stats = envs.teacher_stats()
+        for key in ("queries", "cache_hits", "queries_per_1000_steps", "unparsed_steps", "loop_breaks"):
+            writer.add_scalar(f"teacher/{key}", stats[key], global_step)
+        writer.add_scalar("charts/SPS", sps, global_step)
+        bar.update(args.batch_size)
+        bar.set_postfix(SPS=sps, success=f"{success_rate:.2f}", lam=f"{lam:.2f}", agree=f"{agreement:.2f}")
+
+        last_checkpoint = make_checkpoint(iteration)
+        if args.checkpoint_every and iteration % args.checkpoint_every == 0:
+            save_atomically(last_checkpoint, run_path / "checkpoints" / f"iter_{iteration:06d}.pt")
+            save_atomically(last_checkpoint, run_path / "checkpoints" / "latest.pt")
+    bar.close()
+
+    save_atomically(last_checkpoint, run_path / "checkpoints" / "latest.pt")
+    if interrupted:
+        print(f"interrupted: checkpoint of iteration {last_checkpoint['iteration']} written to "
+              f"{run_path / 'checkpoints' / 'latest.pt'}; continue with --resume", file=sys.stderr)
+        envs.close()
+        writer.close()
+        sys.exit(130)
+
+    wall_seconds = wall_before + time.time() - start_time
+    eval_success, eval_return = evaluate(agent, args, device)
+    writer.add_scalar("eval/success_rate", eval_success, global_step)
+    writer.add_scalar("eval/mean_return", eval_return, global_step)
+    hit = next((i for i, s in enumerate(curve["success_rate"]) if s >= 0.9), None)
+    summary = {
+        "env_id": args.env_id, "method": "ppo_teacher", "planner": args.planner, "schedule": args.schedule,
+        "seed": args.seed, "frames": global_step, "wall_seconds": wall_seconds,
+        "sps": global_step / wall_seconds if wall_seconds else 0.0,
+        "eval_success_rate": eval_success, "eval_mean_return": eval_return, "eval_episodes": args.eval_episodes,
+        "frames_to_90": None if hit is None else curve["frames"][hit],
+        "wall_seconds_to_90": None if hit is None else curve["wall_seconds"][hit],
+        "teacher_alone_return": teacher_return if args.schedule == "adaptive" else None,
+        "teacher_stats": envs.teacher_stats(), "learning_curve": curve, "args": asdict(args),
+    }
+    (run_path / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(f"{run_name}: eval success {eval_success:.2f}, return {eval_return:.3f}, frames to 90% {summary['frames_to_90']}, "
+          f"{summary['sps']:.0f} SPS; summary in {run_path / 'summary.json'}")
+    envs.close()
+    writer.close()
