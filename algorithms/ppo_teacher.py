@@ -503,7 +503,7 @@ if __name__ == "__main__":
 
         # Optimizing the policy and value network
         b_inds = np.arange(args.batch_size)
-        clipfracs = []
+        clipfracs, teacher_kls, agreements = [], [], []
         for epoch in range(args.update_epochs):
             np.random.shuffle(b_inds)
             for start in range(0, args.batch_size, args.minibatch_size):
@@ -549,6 +549,9 @@ if __name__ == "__main__":
                 mb_teacher = b_teacher[mb_inds]
                 log_student = F.log_softmax(logits, dim=-1)
                 teacher_kl = (torch.xlogy(mb_teacher, mb_teacher) - mb_teacher * log_student).sum(-1).mean()
+                with torch.no_grad():
+                    teacher_kls.append(teacher_kl.item())
+                    agreements.append((logits.argmax(-1) == mb_teacher.argmax(-1)).float().mean().item())
 
                 entropy_loss = entropy.mean()
                 loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef + lam * teacher_kl
@@ -564,8 +567,7 @@ if __name__ == "__main__":
         y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
         var_y = np.var(y_true)
         explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
-        with torch.no_grad():
-            agreement = (logits.argmax(-1) == mb_teacher.argmax(-1)).float().mean().item()
+        agreement = float(np.mean(agreements))  # student argmax == teacher argmax, over the iteration's updates
 
         success_rate = float(np.mean([s for s, _ in recent])) if recent else 0.0
         mean_return = float(np.mean([r for _, r in recent])) if recent else 0.0
@@ -587,7 +589,7 @@ if __name__ == "__main__":
         writer.add_scalar("losses/clipfrac", np.mean(clipfracs), global_step)
         writer.add_scalar("losses/explained_variance", explained_var, global_step)
         writer.add_scalar("teacher/lambda", lam, global_step)
-        writer.add_scalar("teacher/kl", teacher_kl.item(), global_step)
+        writer.add_scalar("teacher/kl", float(np.mean(teacher_kls)), global_step)
         writer.add_scalar("teacher/agreement", agreement, global_step)
         stats = envs.teacher_stats()
         for key in ("queries", "cache_hits", "queries_per_1000_steps", "unparsed_steps", "loop_breaks"):

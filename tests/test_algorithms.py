@@ -1,0 +1,120 @@
+"""The algorithm scripts, run as a user runs them (subprocess, tiny budgets), as CleanRL tests its scripts."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--num-envs", "4", "--num-steps", "32", "--eval-episodes", "3", "--no-progress"]
+
+
+def run(script, *args, cwd, timeout=300, check=True):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "algorithms" / script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def scalars(run_path):
+    events = EventAccumulator(str(run_path))
+    events.Reload()
+    return {tag: [event.value for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_ppo_baseline_writes_summary_and_tensorboard(tmp_path):
+    run("ppo.py", "--total-timesteps", "1024", "--run-name", "base", *TINY, cwd=tmp_path)
+    summary = json.loads((tmp_path / "runs/base/summary.json").read_text())
+    assert summary["env_id"] == "TeacherWrappers/SimpleDoorKey-v0" and summary["method"] == "ppo"
+    assert summary["frames"] == 1024 and summary["seed"] == 1 and summary["sps"] > 0
+    assert 0.0 <= summary["eval_success_rate"] <= 1.0 and summary["eval_episodes"] == 3
+    assert len(summary["learning_curve"]["frames"]) == len(summary["learning_curve"]["success_rate"]) == 8
+    tags = scalars(tmp_path / "runs/base")
+    assert {"charts/SPS", "charts/success_rate", "losses/value_loss", "losses/approx_kl"} <= set(tags)
+    assert (tmp_path / "runs/base/checkpoints/latest.pt").exists()
+
+
+def test_ppo_teacher_logs_the_teacher(tmp_path):
+    run("ppo_teacher.py", "--env-id", "TeacherWrappers/ColoredDoorKey-v0", "--planner", "rules",
+        "--total-timesteps", "1024", "--run-name", "t", "--teacher-eval-episodes", "2", *TINY, cwd=tmp_path)
+    summary = json.loads((tmp_path / "runs/t/summary.json").read_text())
+    assert summary["planner"] == "rules" and summary["schedule"] == "adaptive"
+    assert summary["teacher_alone_return"] > 0.5  # the rules teacher solves ColoredDoorKey
+    assert summary["teacher_stats"]["queries"] > 0
+    tags = scalars(tmp_path / "runs/t")
+    assert {"teacher/lambda", "teacher/kl", "teacher/agreement", "teacher/queries", "teacher/cache_hits",
+            "charts/success_rate"} <= set(tags)
+    assert tags["teacher/lambda"][0] == pytest.approx(10.0)
+
+
+def test_distillation_pulls_the_student_towards_the_teacher(tmp_path):
+    run("ppo_teacher.py", "--schedule", "reference", "--total-timesteps", "8192", "--run-name", "d",
+        "--num-envs", "8", "--num-steps", "32", "--no-anneal-lr", "--eval-episodes", "1", "--no-progress",
+        cwd=tmp_path)
+    agreement = scalars(tmp_path / "runs/d")["teacher/agreement"]
+    kl = scalars(tmp_path / "runs/d")["teacher/kl"]
+    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    # The student starts near uniform; the teacher term alone moves its argmax onto the teacher's.
+    assert mean(agreement[-5:]) > mean(agreement[:5]) + 0.1, agreement
+    assert mean(kl[-5:]) < 0.85 * mean(kl[:3]), kl
+
+
+def _weights(path):
+    return torch.load(path, weights_only=False)["agent"]
+
+
+@pytest.mark.parametrize("script", ["ppo.py", "ppo_teacher.py"])
+def test_resume_matches_an_uninterrupted_run(tmp_path, script):
+    common = ["--total-timesteps", "768", "--checkpoint-every", "2", "--teacher-eval-episodes", "2"
+              ] if script == "ppo_teacher.py" else ["--total-timesteps", "768", "--checkpoint-every", "2"]
+    run(script, *common, "--run-name", "full", *TINY, cwd=tmp_path)
+    full = tmp_path / "runs/full"
+    uninterrupted = _weights(full / "checkpoints/latest.pt")
+    curve = json.loads((full / "summary.json").read_text())["learning_curve"]
+    (full / "summary.json").unlink()
+    run(script, *common, "--resume", str(full / "checkpoints/iter_000002.pt"), *TINY, cwd=tmp_path)
+    resumed = _weights(full / "checkpoints/latest.pt")
+    assert all(torch.equal(uninterrupted[name], resumed[name]) for name in uninterrupted)
+    assert json.loads((full / "summary.json").read_text())["learning_curve"]["success_rate"] == curve["success_rate"]
+
+
+def test_ctrl_c_writes_a_checkpoint_to_resume_from(tmp_path):
+    args = [sys.executable, str(ROOT / "algorithms/ppo.py"), "--total-timesteps", "10000000", "--run-name", "long",
+            "--checkpoint-every", "0", *TINY]
+    proc = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.time() + 120
+        events = tmp_path / "runs/long"
+        while time.time() < deadline and not any(events.glob("events.*")):
+            time.sleep(0.5)
+        time.sleep(3)  # a few iterations
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "continue with --resume" in stderr
+    state = torch.load(tmp_path / "runs/long/checkpoints/latest.pt", weights_only=False)
+    assert state["iteration"] >= 1 and state["global_step"] == state["iteration"] * 4 * 32
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("ppo.py", ["--env-id", "TeacherWrappers/SimpleDorKey-v0"], "unknown env id 'TeacherWrappers/SimpleDorKey-v0'"),
+    ("ppo_teacher.py", ["--env-id", "Nope-v0"], "TeacherWrappers/SimpleDoorKey-v0"),
+    ("ppo_teacher.py", ["--planner", "gpt5"], "unknown planner 'gpt5'; valid planners: recorded, rules"),
+    ("ppo_teacher.py", ["--schedule", "cosine"], "adaptive"),
+])
+def test_bad_input_gets_a_clear_error(tmp_path, script, args, message):
+    proc = run(script, *args, "--total-timesteps", "256", *TINY, cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr
