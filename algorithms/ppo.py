@@ -307,7 +307,7 @@ if __name__ == "__main__":
     global_step, start_iteration, wall_before = 0, 1, 0.0
     episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
     recent = deque(maxlen=args.success_window)  # (success, return) of the most recent episodes
-    curve = {"frames": [], "wall_seconds": [], "success_rate": [], "episodic_return": []}
+    curve = {"frames": [], "wall_seconds": [], "success_rate": [], "episodic_return": [], "episodes": []}
     if checkpoint is None:
         next_obs_dict, _ = envs.reset(seed=args.seed)
     else:  # continue exactly where the checkpoint stopped
@@ -480,6 +480,7 @@ if __name__ == "__main__":
         curve["wall_seconds"].append(wall_before + time.time() - start_time)
         curve["success_rate"].append(success_rate)
         curve["episodic_return"].append(mean_return)
+        curve["episodes"].append(len(recent))
 
         # TRY NOT TO MODIFY: record rewards for plotting purposes
         sps = int((global_step - (start_iteration - 1) * args.batch_size) / (time.time() - start_time))
@@ -514,7 +515,9 @@ if __name__ == "__main__":
     eval_success, eval_return = evaluate(agent, args, device)
     writer.add_scalar("eval/success_rate", eval_success, global_step)
     writer.add_scalar("eval/mean_return", eval_return, global_step)
-    hit = next((i for i, s in enumerate(curve["success_rate"]) if s >= 0.9), None)
+    # 90% success over a full window of episodes (a handful of early episodes proves nothing)
+    hit = next((i for i, (rate, count) in enumerate(zip(curve["success_rate"], curve["episodes"]))
+                if rate >= 0.9 and count >= args.success_window), None)
     summary = {
         "env_id": args.env_id, "method": "ppo", "planner": None,
         "seed": args.seed, "frames": global_step, "wall_seconds": wall_seconds,

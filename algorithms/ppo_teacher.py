@@ -151,7 +151,7 @@ def fail(message):
 
 def validate(args):
     if args.planner not in PLANNERS:
-        fail(f"unknown planner {args.planner!r}; valid planners: {', '.join(sorted(PLANNERS))}")
+        fail(f"unknown planner {args.planner!r}; valid planners: {', '.join(PLANNERS)}")
     if args.schedule not in SCHEDULES:
         fail(f"unknown schedule {args.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
     try:
@@ -266,10 +266,9 @@ class Agent(nn.Module):
         return action, probs.log_prob(action), probs.entropy(), self.critic(hidden), logits
 
 
-def teacher_alone_return(args, episodes):
+def teacher_alone_return(args, planner, episodes):
     """Mean return of the teacher acting alone (actions sampled from its suggestions)."""
-    env = TeacherWrapper(make_env(args.env_id, 1, False, "")(), planner=args.planner,
-                         planner_kwargs=planner_kwargs(args))
+    env = TeacherWrapper(make_env(args.env_id, 1, False, "")(), planner=planner)
     rng = np.random.default_rng(args.seed)
     returns = []
     for episode in range(episodes):
@@ -362,7 +361,7 @@ if __name__ == "__main__":
         envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     try:
         envs = TeacherVectorWrapper(envs, planner=args.planner, planner_kwargs=planner_kwargs(args))
-    except (ValueError, TypeError, ConnectionError, OSError) as error:
+    except (ValueError, TypeError, ConnectionError, OSError, RuntimeError) as error:
         fail(f"cannot build the {args.planner!r} teacher: {error}")
     assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action space is supported"
     obs_shape = envs.single_observation_space["image"].shape
@@ -370,7 +369,9 @@ if __name__ == "__main__":
 
     agent = Agent(obs_shape, n_actions).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
-    teacher_return = teacher_alone_return(args, args.teacher_eval_episodes) if args.schedule == "adaptive" else 0.0
+    teacher_return = 0.0
+    if args.schedule == "adaptive":
+        teacher_return = teacher_alone_return(args, envs.teacher.planner, args.teacher_eval_episodes)
 
     # ALGO Logic: Storage setup
     obs = torch.zeros((args.num_steps, args.num_envs) + obs_shape, dtype=torch.uint8).to(device)
@@ -385,7 +386,7 @@ if __name__ == "__main__":
     global_step, start_iteration, wall_before = 0, 1, 0.0
     episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
     recent = deque(maxlen=args.success_window)  # (success, return) of the most recent episodes
-    curve = {"frames": [], "wall_seconds": [], "success_rate": [], "episodic_return": [], "lambda": []}
+    curve = {"frames": [], "wall_seconds": [], "success_rate": [], "episodic_return": [], "episodes": [], "lambda": []}
     if checkpoint is None:
         next_obs_dict, _ = envs.reset(seed=args.seed)
     else:  # continue exactly where the checkpoint stopped
@@ -575,6 +576,7 @@ if __name__ == "__main__":
         curve["wall_seconds"].append(wall_before + time.time() - start_time)
         curve["success_rate"].append(success_rate)
         curve["episodic_return"].append(mean_return)
+        curve["episodes"].append(len(recent))
         curve["lambda"].append(lam)
 
         # TRY NOT TO MODIFY: record rewards for plotting purposes
@@ -616,7 +618,9 @@ if __name__ == "__main__":
     eval_success, eval_return = evaluate(agent, args, device)
     writer.add_scalar("eval/success_rate", eval_success, global_step)
     writer.add_scalar("eval/mean_return", eval_return, global_step)
-    hit = next((i for i, s in enumerate(curve["success_rate"]) if s >= 0.9), None)
+    # 90% success over a full window of episodes (a handful of early episodes proves nothing)
+    hit = next((i for i, (rate, count) in enumerate(zip(curve["success_rate"], curve["episodes"]))
+                if rate >= 0.9 and count >= args.success_window), None)
     summary = {
         "env_id": args.env_id, "method": "ppo_teacher", "planner": args.planner, "schedule": args.schedule,
         "seed": args.seed, "frames": global_step, "wall_seconds": wall_seconds,

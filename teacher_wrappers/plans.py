@@ -61,3 +61,23 @@ def parse_plan(plan: str) -> ParsedPlan:
 
 def format_plan(options: list[Option] | tuple[Option, ...]) -> str:
     return ", ".join(str(option) for option in options)
+
+
+def admissible_plans(text: str) -> list[str]:
+    """The plans a planner may choose from for a description, for scoring by likelihood.
+
+    Explore; fetch each key seen (dropping what is held first); open each closed door seen; go to a goal.
+    """
+    from teacher_wrappers.describe import parse_text
+
+    seen, held = parse_text(text)
+    plans = ["explore"]
+    for name in seen:
+        if name.endswith("key"):
+            fetch = f"go to <{name}>, pick up <{name}>"
+            plans.append(f"drop <{held}>, {fetch}" if held else fetch)
+        elif "door" in name and not name.startswith("open "):
+            plans.append(f"go to <{name}>, open <{name}>")
+        elif name == "goal":
+            plans.append("go to <goal>")
+    return plans

@@ -31,6 +31,7 @@ class TeacherStats:
     steps: int = 0
     queries: int = 0  # texts the planner had to answer
     cache_hits: int = 0  # steps whose answer needed no live model or server call
+    llm_calls: int = 0  # texts a live LLM had to answer (the teacher's memo and the answer cache missed)
     planner_seconds: float = 0.0  # time spent in the planner (the LLM) alone
     unparsed_steps: int = 0  # plan steps no skill can carry out, summed over the answers received
     unresolved_targets: int = 0  # options naming an object the agent has not seen
@@ -69,7 +70,9 @@ class Teacher:
                 self.memo[text] = answer
                 self.stats.unparsed_steps += sum(parse_plan(plan).unknown_steps for plan, _ in answer)
             self.stats.queries += len(missing)
-        hits = [not (self.planner.live and text in missing) for text in texts]
+        live = self.planner.last_misses if missing else set()
+        hits = [not (text in missing and text in live) for text in texts]
+        self.stats.llm_calls += len(live & set(missing))
         self.stats.cache_hits += sum(hits)
         return [(self.memo[text], hit) for text, hit in zip(texts, hits)]
 
@@ -178,6 +181,7 @@ class Teacher:
         """Counters plus derived rates, for logs and benchmark reports."""
         stats = asdict(self.stats)
         stats["queries_per_1000_steps"] = 1000 * self.stats.queries / max(self.stats.steps, 1)
+        stats["llm_calls_per_1000_steps"] = 1000 * self.stats.llm_calls / max(self.stats.steps, 1)
         stats["seconds_per_query"] = self.stats.planner_seconds / max(self.stats.queries, 1)
         stats["planner"] = self.planner.name
         return stats

@@ -111,7 +111,7 @@ def test_ctrl_c_writes_a_checkpoint_to_resume_from(tmp_path):
 @pytest.mark.parametrize("script,args,message", [
     ("ppo.py", ["--env-id", "TeacherWrappers/SimpleDorKey-v0"], "unknown env id 'TeacherWrappers/SimpleDorKey-v0'"),
     ("ppo_teacher.py", ["--env-id", "Nope-v0"], "TeacherWrappers/SimpleDoorKey-v0"),
-    ("ppo_teacher.py", ["--planner", "gpt5"], "unknown planner 'gpt5'; valid planners: recorded, rules"),
+    ("ppo_teacher.py", ["--planner", "gpt5"], "unknown planner 'gpt5'; valid planners: hf, openai, recorded, rules"),
     ("ppo_teacher.py", ["--schedule", "cosine"], "adaptive"),
 ])
 def test_bad_input_gets_a_clear_error(tmp_path, script, args, message):

@@ -8,7 +8,7 @@ from teacher_wrappers.planners.rules import rule_plan
 
 
 def test_unknown_planner_lists_the_valid_names():
-    with pytest.raises(ValueError, match=r"unknown planner 'gpt9'.*recorded, rules"):
+    with pytest.raises(ValueError, match=r"unknown planner 'gpt9'.*hf, openai, recorded, rules"):
         make_planner("gpt9")
 
 

@@ -6,15 +6,30 @@ from teacher_wrappers.planners.base import PlanDistribution, Planner
 from teacher_wrappers.planners.recorded import RecordedPlanner, RecordedTableError
 from teacher_wrappers.planners.rules import RulesPlanner
 
-PLANNERS: dict[str, type[Planner]] = {"recorded": RecordedPlanner, "rules": RulesPlanner}
+PLANNERS = ("hf", "openai", "recorded", "rules")
+
+
+def planner_class(name: str) -> type[Planner]:
+    """The class of a planner name; LLM backends are imported only when asked for (transformers is slow)."""
+    if name == "recorded":
+        return RecordedPlanner
+    if name == "rules":
+        return RulesPlanner
+    if name == "hf":
+        from teacher_wrappers.planners.hf import HFPlanner
+
+        return HFPlanner
+    if name == "openai":
+        from teacher_wrappers.planners.openai import OpenAIPlanner
+
+        return OpenAIPlanner
+    raise ValueError(f"unknown planner {name!r}; valid planners: {', '.join(PLANNERS)}")
 
 
 def make_planner(name: str, **kwargs) -> Planner:
     """Build a planner by name; `task` (a recorded table name) is accepted by every planner."""
-    if name not in PLANNERS:
-        raise ValueError(f"unknown planner {name!r}; valid planners: {', '.join(sorted(PLANNERS))}")
-    return PLANNERS[name](**kwargs)
+    return planner_class(name)(**kwargs)
 
 
 __all__ = ["PLANNERS", "PlanDistribution", "Planner", "RecordedPlanner", "RecordedTableError", "RulesPlanner",
-           "make_planner"]
+           "make_planner", "planner_class"]

@@ -21,6 +21,7 @@ class Planner:
 
     def __init__(self) -> None:
         self.queries = 0
+        self.last_misses: set[str] = set()  # texts of the last `plan` call that needed a live answer
 
     def plan(self, texts: Sequence[str]) -> list[PlanDistribution]:
         raise NotImplementedError

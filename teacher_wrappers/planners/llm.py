@@ -1,0 +1,75 @@
+"""What every LLM planner shares: the answer cache, sampling settings and turning answers into plans."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from teacher_wrappers.cache import AnswerCache
+from teacher_wrappers.planners.base import PlanDistribution, Planner
+from teacher_wrappers.prompt import PROMPT_VERSION, extract_plan
+
+MODES = ("sample", "score")
+
+
+class PlannerError(RuntimeError):
+    """An LLM backend failed to answer; the message names the backend, where it runs and the model."""
+
+
+def distribution_from_samples(answers: Sequence[str]) -> PlanDistribution:
+    """n sampled answers -> the frequency of each extracted plan (the reference's soft teacher)."""
+    counts = Counter(extract_plan(answer) for answer in answers)
+    return [(plan, count / len(answers)) for plan, count in counts.items()]
+
+
+class LLMPlanner(Planner):
+    """An LLM behind a persistent answer cache. Subclasses implement `_answer` for the cache's misses."""
+
+    is_llm = True
+    live = True
+    backend = "llm"
+
+    def __init__(self, model: str, mode: str = "sample", n: int = 10, temperature: float = 1.0,
+                 max_new_tokens: int = 40, seed: int = 0, cache: AnswerCache | str | Path | bool | None = None):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        self.model, self.mode, self.n, self.temperature = model, mode, n, temperature
+        self.max_new_tokens, self.seed = max_new_tokens, seed
+        if cache is False:
+            self.cache = None
+        else:
+            self.cache = cache if isinstance(cache, AnswerCache) else AnswerCache(cache)
+        self.cache_hits = 0
+        self.live_seconds = 0.0
+
+    def settings(self) -> dict:
+        """Everything besides the prompt that changes the answer (never secrets)."""
+        if self.mode == "score":
+            return {"mode": "score"}
+        return {"mode": "sample", "n": self.n, "temperature": self.temperature,
+                "max_new_tokens": self.max_new_tokens, "seed": self.seed}
+
+    def plan(self, texts: Sequence[str]) -> list[PlanDistribution]:
+        answers: dict[str, PlanDistribution] = {}
+        key = (self.backend, self.model, PROMPT_VERSION)
+        for text in texts:
+            cached = self.cache.get(*key, text, self.settings()) if self.cache else None
+            if cached is not None:
+                answers[text] = cached
+                self.cache_hits += 1
+        misses = [text for text in dict.fromkeys(texts) if text not in answers]
+        self.last_misses = set(misses)
+        if misses:
+            for text, answer in zip(misses, self._answer(misses)):
+                answers[text] = answer
+                if self.cache:
+                    self.cache.put(*key, text, self.settings(), answer)
+            self.queries += len(misses)
+        return [answers[text] for text in texts]
+
+    def _answer(self, texts: list[str]) -> list[PlanDistribution]:
+        raise NotImplementedError
