@@ -386,7 +386,8 @@ if __name__ == "__main__":
     global_step, start_iteration, wall_before = 0, 1, 0.0
     episode_returns, episode_lengths = np.zeros(args.num_envs), np.zeros(args.num_envs, dtype=int)
     recent = deque(maxlen=args.success_window)  # (success, return) of the most recent episodes
-    curve = {"frames": [], "wall_seconds": [], "success_rate": [], "episodic_return": [], "episodes": [], "lambda": []}
+    curve = {"frames": [], "wall_seconds": [], "success_rate": [], "episodic_return": [], "episodes": [], "lambda": [],
+             "llm_calls": []}
     if checkpoint is None:
         next_obs_dict, _ = envs.reset(seed=args.seed)
     else:  # continue exactly where the checkpoint stopped
@@ -578,6 +579,7 @@ if __name__ == "__main__":
         curve["episodic_return"].append(mean_return)
         curve["episodes"].append(len(recent))
         curve["lambda"].append(lam)
+        curve["llm_calls"].append(envs.teacher_stats()["llm_calls"])  # cumulative live LLM calls
 
         # TRY NOT TO MODIFY: record rewards for plotting purposes
         sps = int((global_step - (start_iteration - 1) * args.batch_size) / (time.time() - start_time))
@@ -594,7 +596,8 @@ if __name__ == "__main__":
         writer.add_scalar("teacher/kl", float(np.mean(teacher_kls)), global_step)
         writer.add_scalar("teacher/agreement", agreement, global_step)
         stats = envs.teacher_stats()
-        for key in ("queries", "cache_hits", "queries_per_1000_steps", "unparsed_steps", "loop_breaks"):
+        for key in ("queries", "cache_hits", "llm_calls", "llm_calls_per_1000_steps", "unparsed_steps",
+                    "loop_breaks"):
             writer.add_scalar(f"teacher/{key}", stats[key], global_step)
         writer.add_scalar("charts/SPS", sps, global_step)
         bar.update(args.batch_size)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -44,8 +45,8 @@ class Args:
     """runs at the same time (each uses one core)"""
     out: str = "benchmarks/runs"
     """folder of the runs"""
-    extra: list[str] = field(default_factory=list)
-    """extra arguments for every training script, e.g. --extra=--schedule --extra=reference"""
+    extra: str = ""
+    """extra arguments for every training script, as one string, e.g. --extra='--schedule reference'"""
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def command(run: Run, args: Args) -> list[str]:
            "--run-name", run.name, "--no-progress", "--checkpoint-every", "0"]
     if planner:
         cmd += ["--planner", planner]
-    return cmd + args.extra
+    return cmd + shlex.split(args.extra)
 
 
 def execute(run: Run, args: Args) -> str:

@@ -1,0 +1,169 @@
+"""Turns benchmark runs into a report: tables against the project's goals and learning curves.
+
+    python -m benchmarks.report --runs benchmarks/runs/sweep --out benchmarks/results
+
+Reads every <runs>/**/summary.json (written by the algorithm scripts and benchmarks.run) and writes
+<out>/REPORT.md, <out>/summary.json and one PNG of learning curves (success rate vs frames, one
+panel per task, shaded 95% bootstrap interval over seeds).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tyro  # noqa: E402
+from scipy import stats  # noqa: E402
+
+
+@dataclass
+class Args:
+    runs: str = "benchmarks/runs"
+    """folder searched for summary.json files"""
+    out: str = "benchmarks/results"
+    """folder for REPORT.md, summary.json and the plot"""
+    name: str = "REPORT"
+    """file stem of the report and its plot"""
+    title: str = "Benchmark report"
+    """heading of the report"""
+
+
+def method_label(summary: dict) -> str:
+    method = summary["method"]
+    if summary.get("planner"):
+        method += f"+{summary['planner']}"
+    if summary.get("schedule"):
+        method += f" ({summary['schedule']})"
+    return method
+
+
+def load(runs: Path) -> dict[tuple[str, str], list[dict]]:
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for path in sorted(runs.rglob("summary.json")):
+        summary = json.loads(path.read_text())
+        task = summary["env_id"].split("/")[-1].removesuffix("-v0")
+        groups[(task, method_label(summary))].append(summary)
+    return groups
+
+
+def interval(values: list[float]) -> tuple[float, float]:
+    """95% bootstrap interval of the mean (a point when all values agree or there is one)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2 or np.all(values == values[0]):
+        return float(values.mean()), float(values.mean())
+    result = stats.bootstrap((values,), np.mean, confidence_level=0.95, n_resamples=2000,
+                             random_state=0, method="percentile")
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def iqm(values: list[float]) -> float:
+    """Interquartile mean: the mean of the middle 50% (robust over few seeds)."""
+    return float(stats.trim_mean(np.asarray(values, dtype=float), 0.25))
+
+
+def median_or_none(values: list) -> float | None:
+    """Median over seeds; None when not every seed got there (a run that never reached 90% counts as worse)."""
+    if not values or any(v is None for v in values):
+        return None
+    return float(np.median(values))
+
+
+def aggregate(groups) -> list[dict]:
+    rows = []
+    for (task, method), runs in sorted(groups.items()):
+        success = [run["eval_success_rate"] for run in runs]
+        low, high = interval(success)
+        trained = [run for run in runs if run["method"] != "teacher"]
+        rows.append({
+            "task": task, "method": method, "seeds": len(runs),
+            "final_success_mean": float(np.mean(success)), "final_success_ci95": [low, high],
+            "final_success_iqm": iqm(success),
+            "train_success_final": float(np.mean([run["learning_curve"]["success_rate"][-1] for run in trained]))
+            if trained else None,
+            "frames": int(np.median([run["frames"] for run in runs])),
+            "frames_to_90": [run.get("frames_to_90") for run in trained],
+            "frames_to_90_median": median_or_none([run.get("frames_to_90") for run in trained]),
+            "wall_seconds_to_90_median": median_or_none([run.get("wall_seconds_to_90") for run in trained]),
+            "sps_median": float(np.median([run["sps"] for run in trained])) if trained else None,
+            "llm_queries": int(sum(run.get("teacher_stats", {}).get("queries", 0) for run in runs)),
+        })
+    return rows
+
+
+def curves_plot(groups, path: Path) -> None:
+    tasks = sorted({task for task, _ in groups})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for (group_task, method), runs in sorted(groups.items()):
+            trained = [run for run in runs if run["method"] != "teacher"]
+            if group_task != task:
+                continue
+            if not trained:  # the teacher alone: a flat line at its success rate
+                ax.axhline(np.mean([run["eval_success_rate"] for run in runs]), ls="--", lw=1, label=method)
+                continue
+            grid = np.linspace(0, max(run["frames"] for run in trained), 100)
+            curves = np.array([np.interp(grid, run["learning_curve"]["frames"], run["learning_curve"]["success_rate"])
+                               for run in trained])
+            mean = curves.mean(0)
+            line = ax.plot(grid, mean, label=method)[0]
+            if len(curves) > 1:
+                bands = np.array([interval(list(column)) for column in curves.T])
+                ax.fill_between(grid, bands[:, 0], bands[:, 1], color=line.get_color(), alpha=0.2)
+        ax.set_title(task)
+        ax.set_xlabel("frames")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("success rate (training episodes)")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(value, digits=0):
+    if value is None:
+        return "not reached"
+    return f"{value:,.{digits}f}"
+
+
+def markdown(rows: list[dict], title: str, plot: str) -> str:
+    lines = [f"# {title}", "",
+             "Final success: greedy policy on fixed evaluation seeds (teacher alone: sampled actions), mean over "
+             "seeds with a 95% bootstrap interval and the interquartile mean (IQM). Frames and wall seconds to "
+             "90%: the first point where the success rate of the last 100 training episodes reached 0.9, "
+             "median over seeds ('not reached' if any seed never did).", "",
+             "| task | method | seeds | final success (95% CI) | IQM | frames to 90% | wall s to 90% | SPS | "
+             "LLM queries |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        low, high = row["final_success_ci95"]
+        lines.append(f"| {row['task']} | {row['method']} | {row['seeds']} | {row['final_success_mean']:.2f} "
+                     f"({low:.2f}-{high:.2f}) | {row['final_success_iqm']:.2f} | {_fmt(row['frames_to_90_median'])} | "
+                     f"{_fmt(row['wall_seconds_to_90_median'], 1)} | {_fmt(row['sps_median'])} | {row['llm_queries']} |")
+    lines += ["", f"![learning curves]({plot})", ""]
+    return "\n".join(lines)
+
+
+def main(args: Args) -> list[dict]:
+    groups = load(Path(args.runs))
+    if not groups:
+        raise SystemExit(f"no summary.json under {args.runs}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = aggregate(groups)
+    plot = f"{args.name.lower()}_curves.png"
+    curves_plot(groups, out / plot)
+    (out / f"{args.name}.md").write_text(markdown(rows, args.title, plot))
+    (out / f"{args.name.lower()}_summary.json").write_text(json.dumps(rows, indent=1) + "\n")
+    print(markdown(rows, args.title, plot))
+    return rows
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
