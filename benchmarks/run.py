@@ -19,6 +19,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from typing import Literal
 from pathlib import Path
 
 import tyro
@@ -45,6 +46,11 @@ class Args:
     """runs at the same time (each uses one core)"""
     out: str = "benchmarks/runs"
     """folder of the runs"""
+    backend: Literal["local", "ray"] = "local"
+    """local: parallel processes on this machine; ray: tasks on a Ray cluster (pip install ray)"""
+    ray_address: str | None = None
+    """ray backend: the cluster to join ('auto', 'ray://host:10001'); default: the running or a new local Ray.
+    On a cluster, every node needs the repository at the same path and --out on shared storage."""
     extra: str = ""
     """extra arguments for every training script, as one string, e.g. --extra='--schedule reference'"""
 
@@ -97,11 +103,31 @@ def execute(run: Run, args: Args) -> str:
 def main(args: Args) -> None:
     runs = [Run(task, method, seed) for task in args.tasks for method in args.methods for seed in args.seeds]
     todo = [run for run in runs if not (Path(args.out) / run.name / "summary.json").exists()]
-    print(f"{len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to go, {args.workers} at a time")
+    print(f"{len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to go, "
+          f"{'on Ray' if args.backend == 'ray' else f'{args.workers} at a time'}")
+    results = run_on_ray(todo, args) if args.backend == "ray" else run_locally(todo, args)
+    for done, result in enumerate(results, 1):
+        print(f"[{done}/{len(todo)}] {result}", flush=True)
+
+
+def run_locally(todo: list[Run], args: Args):
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         futures = [pool.submit(execute, run, args) for run in todo]
-        for done, future in enumerate(as_completed(futures), 1):
-            print(f"[{done}/{len(todo)}] {future.result()}", flush=True)
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def run_on_ray(todo: list[Run], args: Args):
+    """The same runs as Ray tasks, one CPU each; results are reported as they finish."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=args.ray_address, log_to_driver=False)
+    remote_execute = ray.remote(num_cpus=1)(execute)
+    pending = [remote_execute.remote(run, args) for run in todo]
+    while pending:
+        finished, pending = ray.wait(pending, num_returns=1)
+        yield ray.get(finished[0])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,105 @@
+"""Renders a trained student solving each task as a GIF, with MiniGrid's own renderer.
+
+    python -m benchmarks.render_gifs --runs benchmarks/runs/sweep --out benchmarks/results/gifs
+
+For every task it takes the ppo_teacher run with the best evaluation success under --runs, loads its
+final checkpoint, and plays the greedy policy on the first evaluation seeds it solves.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import torch
+import tyro
+from PIL import Image
+
+import teacher_wrappers  # noqa: F401  (registers the tasks)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Args:
+    runs: str = "benchmarks/runs"
+    """folder searched for ppo_teacher runs (summary.json + checkpoints/latest.pt)"""
+    out: str = "benchmarks/results/gifs"
+    """folder for <task>.gif"""
+    method: str = "ppo_teacher"
+    """which method's student to show"""
+    episodes: int = 2
+    """solved episodes per GIF"""
+    tile_size: int = 24
+    """pixels per grid cell"""
+
+
+def load_agent_class():
+    """The Agent network from the algorithm script (single-file scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location("ppo_teacher_script", ROOT / "algorithms" / "ppo_teacher.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Agent
+
+
+def best_runs(runs: Path, method: str) -> dict[str, Path]:
+    best: dict[str, tuple[float, Path]] = {}
+    for path in runs.rglob("summary.json"):
+        summary = json.loads(path.read_text())
+        if summary["method"] != method or not (path.parent / "checkpoints/latest.pt").exists():
+            continue
+        env_id = summary["env_id"]
+        if env_id not in best or summary["eval_success_rate"] > best[env_id][0]:
+            best[env_id] = (summary["eval_success_rate"], path.parent)
+    return {env_id: run for env_id, (_, run) in best.items()}
+
+
+def play(agent, env_id: str, episodes: int, first_seed: int, tile_size: int) -> list[Image.Image]:
+    env = gym.make(env_id, render_mode="rgb_array", tile_size=tile_size)
+    frames: list[Image.Image] = []
+    solved, seed = 0, first_seed
+    while solved < episodes and seed < first_seed + 50:
+        obs, _ = env.reset(seed=seed)
+        episode = [Image.fromarray(env.render())]
+        done, reward = False, 0.0
+        while not done:
+            with torch.no_grad():
+                logits = agent.actor(agent.features(torch.as_tensor(obs["image"][None])))
+            obs, reward, terminated, truncated, _ = env.step(int(logits.argmax()))
+            episode.append(Image.fromarray(env.render()))
+            done = terminated or truncated
+        if reward > 0:
+            frames += episode + [episode[-1]] * 4  # hold the last frame a moment
+            solved += 1
+        seed += 1
+    env.close()
+    return frames
+
+
+def main(args: Args) -> list[Path]:
+    agent_class = load_agent_class()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for env_id, run in sorted(best_runs(Path(args.runs), args.method).items()):
+        state = torch.load(run / "checkpoints/latest.pt", weights_only=False)
+        probe = gym.make(env_id)
+        agent = agent_class(probe.observation_space["image"].shape, int(probe.action_space.n))
+        agent.load_state_dict(state["agent"])
+        agent.eval()
+        frames = play(agent, env_id, args.episodes, state["args"]["eval_seed"], args.tile_size)
+        if not frames:
+            print(f"{env_id}: the student of {run} solved no episode; no GIF")
+            continue
+        path = out / f"{env_id.split('/')[-1].removesuffix('-v0')}.gif"
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=150, loop=0)
+        written.append(path)
+        print(f"{env_id}: {len(frames)} frames from {run} -> {path}")
+    return written
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
