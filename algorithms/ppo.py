@@ -226,9 +226,10 @@ class Agent(nn.Module):
         return action, probs.log_prob(action), probs.entropy(), self.critic(hidden), logits
 
 
-def evaluate(agent, args, device):
-    """Greedy policy on fixed seeds: (success rate, mean return)."""
+def evaluate(agent, args, device, greedy=True):
+    """The policy on fixed seeds, greedy (argmax) or sampled: (success rate, mean return)."""
     env = make_env(args.env_id, 1, False, "")()
+    generator = torch.Generator().manual_seed(args.eval_seed)  # leaves the training RNG untouched
     successes, returns = 0, []
     for episode in range(args.eval_episodes):
         obs, _ = env.reset(seed=args.eval_seed + episode)
@@ -236,7 +237,11 @@ def evaluate(agent, args, device):
         while not done:
             with torch.no_grad():
                 logits = agent.actor(agent.features(torch.as_tensor(obs["image"][None], device=device)))
-            obs, reward, terminated, truncated, _ = env.step(int(logits.argmax()))
+            if greedy:
+                action = int(logits.argmax())
+            else:
+                action = int(torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=generator))
+            obs, reward, terminated, truncated, _ = env.step(action)
             total, done = total + float(reward), terminated or truncated
         successes += total > 0
         returns.append(total)
@@ -513,8 +518,10 @@ if __name__ == "__main__":
 
     wall_seconds = wall_before + time.time() - start_time
     eval_success, eval_return = evaluate(agent, args, device)
+    sampled_success, sampled_return = evaluate(agent, args, device, greedy=False)
     writer.add_scalar("eval/success_rate", eval_success, global_step)
     writer.add_scalar("eval/mean_return", eval_return, global_step)
+    writer.add_scalar("eval/sampled_success_rate", sampled_success, global_step)
     # 90% success over a full window of episodes (a handful of early episodes proves nothing)
     hit = next((i for i, (rate, count) in enumerate(zip(curve["success_rate"], curve["episodes"]))
                 if rate >= 0.9 and count >= args.success_window), None)
@@ -523,12 +530,13 @@ if __name__ == "__main__":
         "seed": args.seed, "frames": global_step, "wall_seconds": wall_seconds,
         "sps": global_step / wall_seconds if wall_seconds else 0.0,
         "eval_success_rate": eval_success, "eval_mean_return": eval_return, "eval_episodes": args.eval_episodes,
+        "eval_sampled_success_rate": sampled_success, "eval_sampled_mean_return": sampled_return,
         "frames_to_90": None if hit is None else curve["frames"][hit],
         "wall_seconds_to_90": None if hit is None else curve["wall_seconds"][hit],
         "learning_curve": curve, "args": asdict(args),
     }
     (run_path / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"{run_name}: eval success {eval_success:.2f}, return {eval_return:.3f}, frames to 90% {summary['frames_to_90']}, "
+    print(f"{run_name}: eval success {eval_success:.2f} greedy, {sampled_success:.2f} sampled, frames to 90% {summary['frames_to_90']}, "
           f"{summary['sps']:.0f} SPS; summary in {run_path / 'summary.json'}")
     envs.close()
     writer.close()

@@ -101,7 +101,8 @@ def execute(run: Run, args: Args) -> str:
 
 
 def main(args: Args) -> None:
-    runs = [Run(task, method, seed) for task in args.tasks for method in args.methods for seed in args.seeds]
+    # Seed-major order: a sweep stopped half-way still covers every task and method.
+    runs = [Run(task, method, seed) for seed in args.seeds for task in args.tasks for method in args.methods]
     todo = [run for run in runs if not (Path(args.out) / run.name / "summary.json").exists()]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to go, "
           f"{'on Ray' if args.backend == 'ray' else f'{args.workers} at a time'}")

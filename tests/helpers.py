@@ -30,3 +30,24 @@ def place_agent(memory: np.ndarray, pos, heading: int, carrying: tuple[str, str]
         put(memory, pos, *carrying)
     else:
         memory[pos][:3] = (OBJECT_TO_IDX["empty"], 0, 0)
+
+
+def run_teacher(env, episodes: int, seed: int = 0, on_step=None, on_episode_end=None) -> float:
+    """Act with actions sampled from obs["teacher_probs"]; returns the success rate.
+
+    `on_step(obs)` sees every observation, `on_episode_end(env)` every finished episode.
+    """
+    rng = np.random.default_rng(seed)
+    successes = 0
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        terminated = truncated = False
+        while not (terminated or truncated):
+            if on_step:
+                on_step(obs)
+            probs = obs["teacher_probs"].astype(np.float64)
+            obs, reward, terminated, truncated, _ = env.step(int(rng.choice(len(probs), p=probs / probs.sum())))
+        if on_episode_end:
+            on_episode_end(env)
+        successes += reward > 0
+    return successes / episodes

@@ -29,7 +29,7 @@ def test_sweep_is_resumable_and_reported(tmp_path, capsys):
     assert by_method["teacher+rules"]["final_success_mean"] == 1.0 and by_method["teacher+rules"]["seeds"] == 2
     assert by_method["ppo"]["seeds"] == 2 and by_method["ppo"]["sps_median"] > 0
     text = (tmp_path / "out/R.md").read_text()
-    assert "| SimpleDoorKey | teacher+rules | 2 | 1.00" in text and "r_curves.png" in text
+    assert "| SimpleDoorKey | teacher+rules | 2 | 1.00 (1.00-1.00) | 1.00 | 1.00 |" in text and "r_curves.png" in text
     assert (tmp_path / "out/r_curves.png").stat().st_size > 1000
 
 

@@ -4,7 +4,12 @@ import pytest
 from minigrid.core.world_object import Key
 
 import teacher_wrappers
-from teacher_wrappers.envs import ColoredDoorKeyEnv, LavaDoorKeyEnv, SimpleDoorKeyEnv, TwoDoorEnv
+from teacher_wrappers.envs import (
+    ColoredDoorKeyEnv,
+    LavaDoorKeyEnv,
+    SimpleDoorKeyEnv,
+    TwoDoorEnv,
+)
 
 
 def objects(env, kind):

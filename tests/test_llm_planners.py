@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import gymnasium as gym
-import numpy as np
 import pytest
+from helpers import run_teacher
 from llm_fixtures import FakeServer, build_tiny_model
 
 from teacher_wrappers import TeacherWrapper
@@ -60,15 +60,11 @@ def test_hf_score_mode_spreads_over_admissible_plans(tiny_model):
 def test_episodes_run_with_a_tiny_llm_teacher(tiny_model, tmp_path):
     planner = make_planner("hf", model=tiny_model, mode="score", cache=tmp_path / "c.sqlite")
     env = TeacherWrapper(gym.make("TeacherWrappers/SimpleDoorKey-v0"), planner=planner)
-    rng = np.random.default_rng(0)
-    for episode in range(2):
-        obs, info = env.reset(seed=episode)
-        done = False
-        while not done:
-            probs = obs["teacher_probs"].astype(np.float64)
-            assert probs.sum() == pytest.approx(1.0, abs=1e-5)
-            obs, _, terminated, truncated, info = env.step(int(rng.choice(7, p=probs / probs.sum())))
-            done = terminated or truncated
+
+    def valid(obs):
+        assert obs["teacher_probs"].sum() == pytest.approx(1.0, abs=1e-5)
+
+    run_teacher(env, 2, on_step=valid)
     stats = env.teacher_stats()
     assert stats["llm_calls"] == planner.queries > 0 and stats["llm_calls"] < stats["steps"]
 

@@ -3,7 +3,10 @@ import json
 import pytest
 
 from teacher_wrappers.planners import RecordedPlanner, RecordedTableError, make_planner
-from teacher_wrappers.planners.recorded import convert_reference_file, default_table_path
+from teacher_wrappers.planners.recorded import (
+    convert_reference_file,
+    default_table_path,
+)
 from teacher_wrappers.planners.rules import rule_plan
 
 

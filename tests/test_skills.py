@@ -2,8 +2,20 @@ import numpy as np
 import pytest
 from helpers import place_agent, put, room_map
 
-from teacher_wrappers.skills import (DROP, FORWARD, LEFT, PICKUP, RIGHT, TOGGLE, MapView, drop, explore, go_to,
-                                     open_door, pick_up)
+from teacher_wrappers.skills import (
+    DROP,
+    FORWARD,
+    LEFT,
+    PICKUP,
+    RIGHT,
+    TOGGLE,
+    MapView,
+    drop,
+    explore,
+    go_to,
+    open_door,
+    pick_up,
+)
 
 EAST, SOUTH, WEST, NORTH = range(4)
 STEP = {EAST: (1, 0), SOUTH: (0, 1), WEST: (-1, 0), NORTH: (0, -1)}

@@ -2,26 +2,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from helpers import run_teacher
 
 import teacher_wrappers
 from teacher_wrappers import MemoryMapObservation, TeacherWrapper
 from teacher_wrappers.envs import SimpleDoorKeyEnv
 from teacher_wrappers.planners import RulesPlanner
 from teacher_wrappers.wrapper import TeacherVectorWrapper
-
-
-def run_teacher(env, episodes, seed=0):
-    """Act with actions sampled from teacher_probs; returns the success rate."""
-    rng = np.random.default_rng(seed)
-    successes = 0
-    for episode in range(episodes):
-        obs, info = env.reset(seed=seed + episode)
-        terminated = truncated = False
-        while not (terminated or truncated):
-            probs = obs["teacher_probs"].astype(np.float64)
-            obs, reward, terminated, truncated, info = env.step(int(rng.choice(len(probs), p=probs / probs.sum())))
-        successes += reward > 0
-    return successes / episodes
 
 
 def test_user_quick_start():
@@ -47,17 +34,12 @@ def test_teachers_solve_the_tasks(task, planner):
 
 
 def test_lava_is_never_entered_by_the_rules_teacher():
+    def not_on_lava(env):
+        cell = env.unwrapped.grid.get(*env.unwrapped.agent_pos)
+        assert cell is None or cell.type != "lava"
+
     env = TeacherWrapper(gym.make("TeacherWrappers/LavaDoorKey-v0"), planner="rules")
-    rng = np.random.default_rng(0)
-    for episode in range(30):
-        obs, _ = env.reset(seed=episode)
-        done = False
-        while not done:
-            probs = obs["teacher_probs"].astype(np.float64)
-            obs, reward, terminated, truncated, _ = env.step(int(rng.choice(7, p=probs / probs.sum())))
-            done = terminated or truncated
-        base = env.unwrapped
-        assert base.grid.get(*base.agent_pos) is None or base.grid.get(*base.agent_pos).type != "lava"
+    assert run_teacher(env, 30, on_episode_end=not_on_lava) == 1.0
 
 
 def test_planner_object_and_kwargs():
