@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -25,8 +25,8 @@ from scipy import stats  # noqa: E402
 
 @dataclass
 class Args:
-    runs: str = "benchmarks/runs"
-    """folder searched for summary.json files"""
+    runs: list[str] = field(default_factory=lambda: ["benchmarks/runs"])
+    """folders searched for summary.json files"""
     out: str = "benchmarks/results"
     """folder for REPORT.md, summary.json and the plot"""
     name: str = "REPORT"
@@ -44,9 +44,9 @@ def method_label(summary: dict) -> str:
     return method
 
 
-def load(runs: Path) -> dict[tuple[str, str], list[dict]]:
+def load(folders: list[str]) -> dict[tuple[str, str], list[dict]]:
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for path in sorted(runs.rglob("summary.json")):
+    for path in sorted(p for folder in folders for p in Path(folder).rglob("summary.json")):
         summary = json.loads(path.read_text())
         task = summary["env_id"].split("/")[-1].removesuffix("-v0")
         groups[(task, method_label(summary))].append(summary)
@@ -154,8 +154,40 @@ def markdown(rows: list[dict], title: str, plot: str) -> str:
     return "\n".join(lines)
 
 
+def goals(rows: list[dict]) -> list[str]:
+    """The DESIGN.md goals that these runs measure, met or missed and by how much."""
+    find = {(row["task"], row["method"].split(" (")[0]): row for row in rows}
+    lines = []
+    for task in sorted({row["task"] for row in rows}):
+        teacher, ppo = find.get((task, "ppo_teacher+recorded")), find.get((task, "ppo"))
+        if teacher and ppo:
+            ours, theirs = teacher["frames_to_90_median"], ppo["frames_to_90_median"]
+            if ours is None:
+                verdict = "MISSED: the recorded-teacher student did not reach 90% in every seed"
+            elif theirs is None:
+                bound = ppo["frames"] / ours
+                verdict = (f"{'met' if bound >= 10 else 'undecided'}: PPO never reached 90% within "
+                           f"{ppo['frames']:,} frames, so at least {bound:.1f}x fewer frames"
+                           + ("" if bound >= 10 else "; a longer PPO budget would tell"))
+            else:
+                ratio = theirs / ours
+                verdict = f"{'met' if ratio >= 10 else 'MISSED'}: {ratio:.1f}x fewer frames"
+            lines.append(f"- {task}, frames to 90% with the recorded teacher vs plain PPO (goal >= 10x fewer): {verdict}")
+        if teacher and task in ("LavaDoorKey", "ColoredDoorKey"):
+            greedy, sampled = teacher["final_success_mean"], teacher["final_sampled_success_mean"]
+            verdict = "met" if greedy >= 0.97 else f"MISSED by {0.97 - greedy:.2f}"
+            lines.append(f"- {task}, final success with the recorded teacher (goal >= 0.97): greedy {greedy:.2f} "
+                         f"({verdict}), sampled {sampled:.2f}")
+        if teacher and task == "SimpleDoorKey":
+            wall = teacher["wall_seconds_to_90_median"]
+            verdict = "not reached" if wall is None else ("met" if wall <= 60 else f"MISSED by {wall - 60:.0f} s")
+            lines.append(f"- SimpleDoorKey, wall time to 90% (goal <= 60 s): "
+                         f"{'-' if wall is None else f'{wall:.1f} s'} ({verdict})")
+    return lines
+
+
 def main(args: Args) -> list[dict]:
-    groups = load(Path(args.runs))
+    groups = load(args.runs)
     if not groups:
         raise SystemExit(f"no summary.json under {args.runs}")
     out = Path(args.out)
@@ -163,9 +195,13 @@ def main(args: Args) -> list[dict]:
     rows = aggregate(groups)
     plot = f"{args.name.lower()}_curves.png"
     curves_plot(groups, out / plot)
-    (out / f"{args.name}.md").write_text(markdown(rows, args.title, plot))
+    goal_lines = goals(rows)
+    text = markdown(rows, args.title, plot)
+    if goal_lines:
+        text += "\n## Goals (../shared/DESIGN.md)\n\n" + "\n".join(goal_lines) + "\n"
+    (out / f"{args.name}.md").write_text(text)
     (out / f"{args.name.lower()}_summary.json").write_text(json.dumps(rows, indent=1) + "\n")
-    print(markdown(rows, args.title, plot))
+    print(text)
     return rows
 
 

@@ -24,7 +24,7 @@ def test_sweep_is_resumable_and_reported(tmp_path, capsys):
     run.main(args)
     assert "4 already done, 0 to go" in capsys.readouterr().out
 
-    rows = report.main(report.Args(runs=str(tmp_path / "runs"), out=str(tmp_path / "out"), name="R"))
+    rows = report.main(report.Args(runs=[str(tmp_path / "runs")], out=str(tmp_path / "out"), name="R"))
     by_method = {row["method"]: row for row in rows}
     assert by_method["teacher+rules"]["final_success_mean"] == 1.0 and by_method["teacher+rules"]["seeds"] == 2
     assert by_method["ppo"]["seeds"] == 2 and by_method["ppo"]["sps_median"] > 0
