@@ -99,6 +99,16 @@ def aggregate(groups) -> list[dict]:
     return rows
 
 
+def _settled_curve(curve: dict, min_episodes: int = 50) -> tuple[list, list]:
+    """(frames, success rate) from the point where enough episodes ended to trust the rate.
+
+    Early on only the quick episodes have ended, and quick episodes are the successful ones.
+    """
+    counts = curve.get("episodes", [min_episodes] * len(curve["frames"]))
+    start = next((i for i, count in enumerate(counts) if count >= min_episodes), len(counts) - 1)
+    return [0.0] + curve["frames"][start:], [0.0] + curve["success_rate"][start:]
+
+
 def curves_plot(groups, path: Path) -> None:
     tasks = sorted({task for task, _ in groups})
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
@@ -111,8 +121,7 @@ def curves_plot(groups, path: Path) -> None:
                 ax.axhline(np.mean([run["eval_success_rate"] for run in runs]), ls="--", lw=1, label=method)
                 continue
             grid = np.linspace(0, max(run["frames"] for run in trained), 100)
-            curves = np.array([np.interp(grid, run["learning_curve"]["frames"], run["learning_curve"]["success_rate"])
-                               for run in trained])
+            curves = np.array([np.interp(grid, *_settled_curve(run["learning_curve"])) for run in trained])
             mean = curves.mean(0)
             line = ax.plot(grid, mean, label=method)[0]
             if len(curves) > 1:
