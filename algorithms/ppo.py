@@ -329,7 +329,7 @@ if __name__ == "__main__":
         if checkpoint["envs"] is not None and not args.async_envs:
             envs.envs = pickle.loads(checkpoint["envs"])
             next_obs_dict = checkpoint["next_obs"]
-        else:  # async sub-envs live in other processes: start fresh episodes (documented, not exact)
+        else:  # async sub-envs (other processes) and video recorders cannot be saved: fresh episodes
             next_obs_dict, _ = envs.reset(seed=args.seed + start_iteration)
     next_obs = torch.as_tensor(next_obs_dict["image"]).to(device)
     next_done = torch.zeros(args.num_envs).to(device) if checkpoint is None else checkpoint["next_done"].to(device)
@@ -343,7 +343,7 @@ if __name__ == "__main__":
             "wall_seconds": wall_before + time.time() - start_time,
             "episode_returns": episode_returns.copy(), "episode_lengths": episode_lengths.copy(),
             "recent": list(recent), "curve": {key: list(value) for key, value in curve.items()},
-            "envs": None if args.async_envs else pickle.dumps(envs.envs),
+            "envs": None if args.async_envs or args.capture_video else pickle.dumps(envs.envs),
             "next_obs": next_obs_dict, "next_done": next_done.cpu(),
         }
 

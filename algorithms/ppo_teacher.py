@@ -410,7 +410,7 @@ if __name__ == "__main__":
             envs.env.envs = pickle.loads(checkpoint["envs"])
             envs.restore_visits(checkpoint["teacher_visits"])
             next_obs_dict = checkpoint["next_obs"]
-        else:  # async sub-envs live in other processes: start fresh episodes (documented, not exact)
+        else:  # async sub-envs (other processes) and video recorders cannot be saved: fresh episodes
             next_obs_dict, _ = envs.reset(seed=args.seed + start_iteration)
     next_obs = torch.as_tensor(next_obs_dict["image"]).to(device)
     next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
@@ -425,7 +425,7 @@ if __name__ == "__main__":
             "wall_seconds": wall_before + time.time() - start_time, "teacher_return": teacher_return,
             "episode_returns": episode_returns.copy(), "episode_lengths": episode_lengths.copy(),
             "recent": list(recent), "curve": {key: list(value) for key, value in curve.items()},
-            "envs": None if args.async_envs else pickle.dumps(envs.env.envs),
+            "envs": None if args.async_envs or args.capture_video else pickle.dumps(envs.env.envs),
             "teacher_visits": envs.visits_state(), "next_obs": next_obs_dict, "next_done": next_done.cpu(),
         }
 

@@ -118,3 +118,8 @@ def test_bad_input_gets_a_clear_error(tmp_path, script, args, message):
     proc = run(script, *args, "--total-timesteps", "256", *TINY, cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+def test_capture_video_records_episodes(tmp_path):
+    run("ppo.py", "--total-timesteps", "1024", "--run-name", "v", "--capture-video", *TINY, cwd=tmp_path)
+    assert list((tmp_path / "videos/v").glob("*.mp4"))
