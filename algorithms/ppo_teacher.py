@@ -584,7 +584,8 @@ if __name__ == "__main__":
         curve["episodic_return"].append(mean_return)
         curve["episodes"].append(len(recent))
         curve["lambda"].append(lam)
-        curve["llm_calls"].append(envs.teacher_stats()["llm_calls"])  # cumulative live LLM calls
+        # cumulative live LLM calls, the teacher-alone measurement of the adaptive schedule included
+        curve["llm_calls"].append(envs.teacher.planner.queries if envs.teacher.planner.live else 0)
 
         # TRY NOT TO MODIFY: record rewards for plotting purposes
         sps = int((global_step - (start_iteration - 1) * args.batch_size) / (time.time() - start_time))

@@ -66,7 +66,7 @@ def training_calls(args: Args, cache: Path) -> dict:
     warm = next(i for i, frames in enumerate(curve["frames"]) if frames >= 10_000)
     after = (curve["llm_calls"][-1] - curve["llm_calls"][warm]) / (curve["frames"][-1] - curve["frames"][warm])
     return {"frames": summary["frames"], "llm_calls": curve["llm_calls"][-1],
-            "llm_calls_per_1000_steps": summary["teacher_stats"]["llm_calls_per_1000_steps"],
+            "llm_calls_per_1000_steps": 1000 * curve["llm_calls"][-1] / curve["frames"][-1],
             "llm_calls_per_1000_steps_after_10k": 1000 * after,
             "eval_success_rate": summary["eval_success_rate"], "frames_to_90": summary["frames_to_90"],
             "sps": summary["sps"]}
