@@ -105,6 +105,8 @@ class Args:
     """LLM planners: the model (hf: folder, cached hub id, GGUF file or 'smollm2'; openai: model name)"""
     base_url: str | None = None
     """openai planner: the server's base URL, e.g. http://localhost:8000/v1"""
+    recorded_path: str | None = None
+    """recorded planner: a plan table file (default: the tables shipped with the package)"""
     planner_mode: str | None = None
     """hf/openai planners: 'sample' n answers or 'score' the admissible plans"""
     schedule: Literal["reference", "linear", "adaptive"] = "adaptive"
@@ -165,7 +167,7 @@ def validate(args):
 
 def planner_kwargs(args):
     """The planner's options given on the command line (LLM planners only)."""
-    options = {"model": args.model, "base_url": args.base_url, "mode": args.planner_mode}
+    options = {"model": args.model, "base_url": args.base_url, "mode": args.planner_mode, "path": args.recorded_path}
     return {key: value for key, value in options.items() if value is not None}
 
 

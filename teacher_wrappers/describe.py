@@ -32,11 +32,12 @@ class Description:
 
 def agent_state(memory_map: np.ndarray) -> tuple[tuple[int, int], int]:
     """(agent position, heading) read off channel 3 of a memory map."""
-    xs, ys = np.nonzero(memory_map[..., 3])
-    if len(xs) != 1:
-        raise ValueError(f"a memory map must mark exactly one agent cell, found {len(xs)}")
-    x, y = int(xs[0]), int(ys[0])
-    return (x, y), int(memory_map[x, y, 3]) - 1
+    headings = memory_map[..., 3]
+    count = np.count_nonzero(headings)
+    if count != 1:
+        raise ValueError(f"a memory map must mark exactly one agent cell, found {count}")
+    x, y = divmod(int(headings.argmax()), headings.shape[1])
+    return (x, y), int(headings[x, y]) - 1
 
 
 def describe(memory_map: np.ndarray, style: str = "plain") -> Description:

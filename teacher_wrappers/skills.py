@@ -27,6 +27,16 @@ _OPEN = STATE_TO_IDX["open"]
 Cell = tuple[int, int]
 
 
+def cells_key_of(memory_map: np.ndarray, agent: Cell) -> tuple[bytes, Cell | None]:
+    """What descriptions and paths depend on: channels 0-2, plus the agent's cell if it carries something.
+
+    The agent's cell shows what it carries; carrying nothing, it shows empty floor like any other
+    cell, so the same key serves the agent wherever it stands (paths are reused as it walks).
+    """
+    cells = memory_map[..., :3]
+    return cells.tobytes(), (agent if cells[agent][0] != _EMPTY else None)
+
+
 class MapView:
     """The memory map as the skills need it.
 
@@ -35,30 +45,31 @@ class MapView:
     until the map changes.
     """
 
-    def __init__(self, memory_map: np.ndarray, field_cache: dict | None = None):
+    def __init__(self, memory_map: np.ndarray, field_cache: dict | None = None, cells_key=None):
+        """`cells_key` identifies what the paths depend on (see `Teacher.cells_key`; computed if not given)."""
         self.map = memory_map
         self.width, self.height = memory_map.shape[:2]
         self.agent, self.heading = agent_state(memory_map)
         self.front = (self.agent[0] + _DIRS[self.heading][0], self.agent[1] + _DIRS[self.heading][1])
-        cells = memory_map[..., :3].copy()
-        cells[self.agent] = (_EMPTY, 0, 0)  # the agent's cell shows what it carries; it stands on floor
-        self.cells = cells
-        self.cells_key = cells.tobytes()
+        self.cells_key = cells_key if cells_key is not None else cells_key_of(memory_map, self.agent)
         self.field_cache = {} if field_cache is None else field_cache
         self._walkable: list[list[bool]] | None = None
 
     @property
     def walkable(self) -> list[list[bool]]:
         if self._walkable is None:
-            kinds, states = self.cells[..., 0], self.cells[..., 2]
+            kinds, states = self.map[..., 0], self.map[..., 2]
             walkable = np.isin(kinds, _WALKABLE) | ((kinds == _DOOR) & (states == _OPEN))
+            walkable[self.agent] = True
             self._walkable = walkable.tolist()
         return self._walkable
 
     def kind(self, cell: Cell) -> int:
         x, y = cell
+        if cell == self.agent:
+            return _EMPTY
         if 0 <= x < self.width and 0 <= y < self.height:
-            return int(self.cells[x, y, 0])
+            return int(self.map[x, y, 0])
         return _UNSEEN
 
     def _distances(self, sources: frozenset[Cell]) -> dict[Cell, int]:
@@ -120,7 +131,7 @@ class MapView:
         """Unseen cells next to a cell the agent can walk on: facing one reveals it."""
         key = (self.cells_key, "frontier")
         if key not in self.field_cache:
-            unseen = self.cells[..., 0] == _UNSEEN
+            unseen = self.map[..., 0] == _UNSEEN
             walkable = np.array(self.walkable)
             near = np.zeros_like(unseen)
             near[1:, :] |= walkable[:-1, :]

@@ -18,7 +18,7 @@ from teacher_wrappers.describe import Description, agent_state, describe
 from teacher_wrappers.planners import Planner, make_planner
 from teacher_wrappers.planners.base import PlanDistribution
 from teacher_wrappers.plans import Option, parse_plan
-from teacher_wrappers.skills import LEFT, RIGHT, SKILL_FUNCTIONS, MapView, explore
+from teacher_wrappers.skills import LEFT, RIGHT, SKILL_FUNCTIONS, MapView, cells_key_of, explore
 
 N_ACTIONS = 7  # MiniGrid's action set
 DONE = 6
@@ -55,7 +55,7 @@ class Teacher:
         self.text_style = text_style
         self.memo: dict[str, PlanDistribution] = {}
         self.field_cache: dict = {}  # distance fields shared by the skills across steps
-        self.description_memo: dict[tuple[bytes, tuple[int, int]], Description] = {}
+        self.description_memo: dict[tuple[bytes, tuple[int, int] | None], Description] = {}
         self.suggestion_memo: dict[tuple[bytes, int], Suggestion] = {}
         self.stats = TeacherStats()
 
@@ -85,12 +85,13 @@ class Teacher:
         suggestion is loosened (see `_break_loop`), which breaks the cycle.
         """
         keys = [memory_map.tobytes() for memory_map in memory_maps]
-        descriptions = [self._described(memory_map) for memory_map in memory_maps]
+        cell_keys = [cells_key_of(memory_map, agent_state(memory_map)[0]) for memory_map in memory_maps]
+        descriptions = [self._described(memory_map, key) for memory_map, key in zip(memory_maps, cell_keys)]
         answers = self.plans_for([d.text for d in descriptions])
         results = []
         for i, (key, memory_map, description, (plans, hit)) in enumerate(
                 zip(keys, memory_maps, descriptions, answers)):
-            suggestion = self._suggestion(key, memory_map, description, plans)
+            suggestion = self._suggestion(key, memory_map, cell_keys[i], description, plans)
             info = {"text": description.text, "plan": suggestion.plan, "option": suggestion.option,
                     "cache_hit": hit}
             probs = suggestion.probs
@@ -104,12 +105,12 @@ class Teacher:
         self.stats.steps += len(memory_maps)
         return results
 
-    def _suggestion(self, key: bytes, memory_map: np.ndarray, description: Description,
+    def _suggestion(self, key: bytes, memory_map: np.ndarray, cells_key, description: Description,
                     plans: PlanDistribution) -> Suggestion:
         # A pure function of the map and the plans: a state seen before costs one lookup.
         memo_key = (key, id(plans))
         if memo_key not in self.suggestion_memo:
-            view = MapView(memory_map, self.field_cache)
+            view = MapView(memory_map, self.field_cache, cells_key)
             self._bound(self.suggestion_memo)[memo_key] = Suggestion(*self._soft_action(view, description.objects,
                                                                                        plans))
         return self.suggestion_memo[memo_key]
@@ -128,13 +129,11 @@ class Teacher:
             candidates[action] = True
         return (0.5 * probs + 0.5 * candidates / candidates.sum()).astype(np.float32)
 
-    def _described(self, memory_map: np.ndarray) -> Description:
-        # The text depends on channels 0-2 and on where the agent stands (a key on its cell is held),
-        # not on its heading: turning on the spot or revisiting a cell hits this memo.
-        key = (memory_map[..., :3].tobytes(), agent_state(memory_map)[0])
-        if key not in self.description_memo:
-            self._bound(self.description_memo)[key] = describe(memory_map, self.text_style)
-        return self.description_memo[key]
+    def _described(self, memory_map: np.ndarray, cells_key) -> Description:
+        # Turning on the spot or walking through known cells empty-handed keeps the text: a memo hit.
+        if cells_key not in self.description_memo:
+            self._bound(self.description_memo)[cells_key] = describe(memory_map, self.text_style)
+        return self.description_memo[cells_key]
 
     @staticmethod
     def _bound(memo: dict, limit: int = 50_000) -> dict:
