@@ -81,7 +81,7 @@ def execute(run: Run, args: Args) -> str:
     if run.method.startswith("teacher:"):
         planner = run.method.partition(":")[2]
         start = time.perf_counter()
-        result = evaluate(run.task, planner, args.teacher_episodes, seed=run.seed * 100_000)
+        result = evaluate(run.task, planner, args.teacher_episodes, seed=run.seed * 100_000, progress=False)
         summary = {"env_id": env_id(run.task), "method": "teacher", "planner": planner, "seed": run.seed,
                    "frames": 0, "wall_seconds": time.perf_counter() - start,
                    "eval_success_rate": result["success_rate"], "eval_mean_return": result["mean_return"],

@@ -45,14 +45,14 @@ def env_id(task: str) -> str:
 
 
 def evaluate(task: str, planner: str, episodes: int, seed: int = 0, greedy: bool = False,
-             planner_kwargs: dict | None = None) -> dict:
+             planner_kwargs: dict | None = None, progress: bool = True) -> dict:
     """Success rate, lava deaths, timeouts and mean return of a teacher acting alone."""
     env = TeacherWrapper(gym.make(env_id(task)), planner=planner, planner_kwargs=planner_kwargs)
     rng = np.random.default_rng(seed)
     outcomes = {"success": 0, "lava": 0, "timeout": 0, "other": 0}
     returns, lengths = [], []
     start = time.perf_counter()
-    for episode in tqdm(range(episodes), desc=f"{planner:>9} {task}", leave=False):
+    for episode in tqdm(range(episodes), desc=f"{planner:>9} {task}", leave=False, disable=not progress):
         obs, info = env.reset(seed=seed + episode)
         total, steps, terminated, truncated = 0.0, 0, False, False
         while not (terminated or truncated):
