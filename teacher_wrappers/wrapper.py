@@ -52,9 +52,9 @@ class TeacherWrapper(gym.Wrapper):
     def _suggest(self, obs: dict, info: dict) -> tuple[dict, dict]:
         if self._own_memory:
             self._memory.update(self.env.unwrapped, partial_view(self.env.unwrapped))
-            memory_map = self._memory.observation()
-        else:  # the env's observation is the memory map (its wrapper has just updated it)
-            memory_map = obs["image"]
+        memory_map = obs.get("image")
+        if self._own_memory or memory_map is None or memory_map.shape != self._memory.cells.shape[:2] + (4,):
+            memory_map = self._memory.observation()  # else the observation is the map, just updated
         key = memory_map.tobytes()
         self._visits[key] = self._visits.get(key, 0) + 1
         [(probs, teacher_info)] = self.teacher.act([memory_map], visits=[self._visits[key]])
