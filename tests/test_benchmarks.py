@@ -46,3 +46,25 @@ def test_sweep_on_a_local_ray_instance(tmp_path):
     teacher = json.loads((tmp_path / "runs/LavaDoorKey__teacher-rules__3/summary.json").read_text())
     trained = json.loads((tmp_path / "runs/LavaDoorKey__ppo__3/summary.json").read_text())
     assert teacher["eval_success_rate"] == 1.0 and trained["frames"] == 128
+
+
+def test_gif_frames_come_from_minigrids_renderer_for_solved_episodes():
+    import torch
+
+    from benchmarks.render_gifs import play
+    from teacher_wrappers import Teacher
+
+    class TeacherAsStudent(torch.nn.Module):
+        """Stands in for a trained student: acts like the rules teacher (argmax)."""
+
+        def __init__(self):
+            super().__init__()
+            self.teacher = Teacher("rules")
+            self.actor = torch.nn.Identity()
+
+        def features(self, x):
+            return torch.as_tensor(self.teacher.act([x[0].numpy()])[0][0])[None]
+
+    frames = play(TeacherAsStudent(), "TeacherWrappers/SimpleDoorKey-v0", episodes=1, first_seed=0, tile_size=8)
+    assert len(frames) > 5 and frames[0].size == (80, 80)
+    assert frames[-1].tobytes() == frames[-2].tobytes()  # the last frame is held
