@@ -14,7 +14,6 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # small networks on CPU: one thread is several times faster
 
@@ -109,8 +108,8 @@ class Args:
     """recorded planner: a plan table file (default: the tables shipped with the package)"""
     planner_mode: str | None = None
     """hf/openai planners: 'sample' n answers or 'score' the admissible plans"""
-    schedule: Literal["reference", "linear", "adaptive"] = "adaptive"
-    """how lambda, the weight of the distillation loss, decays"""
+    schedule: str = "adaptive"
+    """how lambda, the weight of the distillation loss, decays: adaptive, reference or linear"""
     lambda_start: float = 10.0
     """lambda at the first iteration"""
     lambda_decay: float = 0.005

@@ -112,12 +112,13 @@ def test_ctrl_c_writes_a_checkpoint_to_resume_from(tmp_path):
     ("ppo.py", ["--env-id", "TeacherWrappers/SimpleDorKey-v0"], "unknown env id 'TeacherWrappers/SimpleDorKey-v0'"),
     ("ppo_teacher.py", ["--env-id", "Nope-v0"], "TeacherWrappers/SimpleDoorKey-v0"),
     ("ppo_teacher.py", ["--planner", "gpt5"], "unknown planner 'gpt5'; valid planners: hf, openai, recorded, rules"),
-    ("ppo_teacher.py", ["--schedule", "cosine"], "adaptive"),
+    ("ppo_teacher.py", ["--schedule", "cosine"], "unknown schedule 'cosine'; valid schedules: reference, linear, adaptive"),
 ])
 def test_bad_input_gets_a_clear_error(tmp_path, script, args, message):
     proc = run(script, *args, "--total-timesteps", "256", *TINY, cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1  # one line, no traceback
 
 
 def test_capture_video_records_episodes(tmp_path):

@@ -69,6 +69,13 @@ def test_episodes_run_with_a_tiny_llm_teacher(tiny_model, tmp_path):
     assert stats["llm_calls"] == planner.queries > 0 and stats["llm_calls"] < stats["steps"]
 
 
+def test_llm_planner_classes_are_exported_lazily():
+    from teacher_wrappers import planners
+    from teacher_wrappers.planners.hf import HFPlanner
+
+    assert planners.HFPlanner is HFPlanner and planners.OpenAIPlanner is OpenAIPlanner
+
+
 def test_hf_never_downloads(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))

@@ -26,10 +26,17 @@ def planner_class(name: str) -> type[Planner]:
     raise ValueError(f"unknown planner {name!r}; valid planners: {', '.join(PLANNERS)}")
 
 
+def __getattr__(name: str):
+    """`teacher_wrappers.planners.HFPlanner` / `.OpenAIPlanner`, imported on first use."""
+    if name in ("HFPlanner", "OpenAIPlanner"):
+        return planner_class("hf" if name == "HFPlanner" else "openai")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def make_planner(name: str, **kwargs) -> Planner:
     """Build a planner by name; `task` (a recorded table name) is accepted by every planner."""
     return planner_class(name)(**kwargs)
 
 
-__all__ = ["PLANNERS", "PlanDistribution", "Planner", "RecordedPlanner", "RecordedTableError", "RulesPlanner",
+__all__ = ["PLANNERS", "HFPlanner", "OpenAIPlanner", "PlanDistribution", "Planner", "RecordedPlanner", "RecordedTableError", "RulesPlanner",
            "make_planner", "planner_class"]
