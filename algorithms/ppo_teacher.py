@@ -119,7 +119,7 @@ class Args:
     teacher_off_iteration: int = 1000
     """reference schedule: the teacher is switched off (lambda = 0) from this iteration on"""
     linear_frames: int = 100_000
-    """linear schedule: lambda reaches 0 after this many frames"""
+    """linear and adaptive schedules: lambda reaches 0 after this many frames"""
     teacher_eval_episodes: int = 20
     """adaptive schedule: episodes of the teacher acting alone, to measure its return"""
 
@@ -293,10 +293,13 @@ def distillation_weight(args, iteration, global_step, recent_return, teacher_ret
         return max(args.lambda_start - args.lambda_decay * (iteration - 1), args.lambda_floor)
     if args.schedule == "linear":
         return args.lambda_start * max(0.0, 1.0 - global_step / args.linear_frames)
-    # adaptive: full weight while the student trails the teacher, none once it matches it
+    # adaptive: full weight while the student trails the teacher, none once it matches it; and, as the
+    # linear schedule, none after linear_frames, so that reward takes over from a teacher that the
+    # student cannot match by imitation (a looping LLM plan, say)
+    deadline = max(0.0, 1.0 - global_step / args.linear_frames)
     if recent_return is None or teacher_return <= 0:
-        return args.lambda_start
-    return args.lambda_start * float(np.clip(1.0 - recent_return / teacher_return, 0.0, 1.0))
+        return args.lambda_start * deadline
+    return args.lambda_start * deadline * float(np.clip(1.0 - recent_return / teacher_return, 0.0, 1.0))
 
 
 def evaluate(agent, args, device, greedy=True):

@@ -124,3 +124,22 @@ def test_bad_input_gets_a_clear_error(tmp_path, script, args, message):
 def test_capture_video_records_episodes(tmp_path):
     run("ppo.py", "--total-timesteps", "1024", "--run-name", "v", "--capture-video", *TINY, cwd=tmp_path)
     assert list((tmp_path / "videos/v").glob("*.mp4"))
+
+
+def test_distillation_schedules():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ppo_teacher_script", ROOT / "algorithms/ppo_teacher.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = script.Args(schedule="reference", teacher_off_iteration=3000)
+    weight = script.distillation_weight
+    assert [weight(args, i, 0, None, 0.0) for i in (1, 2, 1981, 2500, 3000)] == pytest.approx([10, 9.995, 0.1, 0.1, 0])
+    args = script.Args(schedule="linear", linear_frames=1000)
+    assert [weight(args, 1, f, None, 0.0) for f in (0, 500, 1000, 5000)] == pytest.approx([10, 5, 0, 0])
+    args = script.Args(schedule="adaptive", linear_frames=1000)
+    assert weight(args, 1, 0, None, 0.8) == 10  # no episodes yet
+    assert weight(args, 1, 0, 0.2, 0.8) == pytest.approx(7.5)  # the student trails the teacher
+    assert weight(args, 1, 0, 0.9, 0.8) == 0  # it passed the teacher
+    assert weight(args, 1, 500, 0.2, 0.8) == pytest.approx(3.75)  # and the deadline halves it
+    assert weight(args, 1, 1000, 0.2, 0.8) == 0
