@@ -33,6 +33,8 @@ class Args:
     """file stem of the report and its plot"""
     title: str = "Benchmark report"
     """heading of the report"""
+    appendix: str | None = None
+    """a markdown file appended to the report (how the runs were made, notes)"""
 
 
 def method_label(summary: dict) -> str:
@@ -208,6 +210,8 @@ def main(args: Args) -> list[dict]:
     text = markdown(rows, args.title, plot)
     if goal_lines:
         text += "\n## Goals (../shared/DESIGN.md)\n\n" + "\n".join(goal_lines) + "\n"
+    if args.appendix:
+        text += "\n" + Path(args.appendix).read_text()
     (out / f"{args.name}.md").write_text(text)
     (out / f"{args.name.lower()}_summary.json").write_text(json.dumps(rows, indent=1) + "\n")
     print(text)
