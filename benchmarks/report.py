@@ -157,10 +157,12 @@ def markdown(rows: list[dict], title: str, plot: str) -> str:
              "SPS | LLM queries |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         low, high = row["final_success_ci95"]
+        trained = row["sps_median"] is not None  # the teacher alone has no training to time
         lines.append(f"| {row['task']} | {row['method']} | {row['seeds']} | {row['final_success_mean']:.2f} "
                      f"({low:.2f}-{high:.2f}) | {row['final_success_iqm']:.2f} | {row['final_sampled_success_mean']:.2f} | "
-                     f"{_fmt(row['frames_to_90_median'])} | "
-                     f"{_fmt(row['wall_seconds_to_90_median'], 1)} | {_fmt(row['sps_median'])} | {row['llm_queries']} |")
+                     + (f"{_fmt(row['frames_to_90_median'])} | {_fmt(row['wall_seconds_to_90_median'], 1)} | "
+                        f"{_fmt(row['sps_median'])} | " if trained else "- | - | - | ")
+                     + f"{row['llm_queries']} |")
     lines += ["", f"![learning curves]({plot})", ""]
     return "\n".join(lines)
 
