@@ -51,11 +51,9 @@ class MemoryMap:
         self.agent_pos = (0, 0)
         self.agent_dir = 0
         self.carrying = EMPTY
-        self.version = 0  # bumped whenever the map changes; lets the teacher reuse path searches
 
     def reset(self) -> None:
         self.cells[:] = 0
-        self.version += 1
 
     def update(self, env: MiniGridEnv, view: np.ndarray) -> None:
         """Merge one view image (as in MiniGrid's obs["image"]) taken by `env`'s agent."""
@@ -67,11 +65,7 @@ class MemoryMap:
         seen = (view[..., 0] > 0) & (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
         # The view shows what the agent carries at its own cell; the map keeps the floor beneath it.
         seen[size // 2, size - 1] = False
-        new = view[seen]
-        old = self.cells[xs[seen], ys[seen]]
-        if not np.array_equal(new, old):
-            self.cells[xs[seen], ys[seen]] = new
-            self.version += 1
+        self.cells[xs[seen], ys[seen]] = view[seen]
         under = env.grid.get(ax, ay)
         self.cells[ax, ay] = EMPTY if under is None else under.encode()
         self.agent_pos, self.agent_dir = (int(ax), int(ay)), int(env.agent_dir)

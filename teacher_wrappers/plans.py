@@ -11,6 +11,8 @@ import functools
 import re
 from typing import NamedTuple
 
+from teacher_wrappers.describe import parse_text
+
 SKILLS = ("explore", "go to", "pick up", "drop", "open")
 
 _OBJECT = r"(?:(?:color\d+|red|green|blue|purple|yellow|grey) )?(?:key|door\d*|goal|ball|box)"
@@ -68,8 +70,6 @@ def admissible_plans(text: str) -> list[str]:
 
     Explore; fetch each key seen (dropping what is held first); open each closed door seen; go to a goal.
     """
-    from teacher_wrappers.describe import parse_text
-
     seen, held = parse_text(text)
     plans = ["explore"]
     for name in seen:
