@@ -8,7 +8,7 @@ doors and unseen cells as blocked, so a skill never walks into lava.
 
 from __future__ import annotations
 
-from collections import deque
+import functools
 
 import numpy as np
 from minigrid.core.actions import Actions
@@ -23,6 +23,7 @@ _DIRS = ((1, 0), (0, 1), (-1, 0), (0, -1))  # MiniGrid headings: east, south, we
 _WALKABLE = (OBJECT_TO_IDX["empty"], OBJECT_TO_IDX["floor"], OBJECT_TO_IDX["goal"])
 _DOOR, _UNSEEN, _EMPTY = OBJECT_TO_IDX["door"], OBJECT_TO_IDX["unseen"], OBJECT_TO_IDX["empty"]
 _OPEN = STATE_TO_IDX["open"]
+_WALKABLE_KINDS = np.isin(np.arange(256), _WALKABLE)  # lookup table: object index -> walkable
 
 Cell = tuple[int, int]
 
@@ -37,6 +38,54 @@ def cells_key_of(memory_map: np.ndarray, agent: Cell) -> tuple[bytes, Cell | Non
     return cells.tobytes(), (agent if cells[agent][0] != _EMPTY else None)
 
 
+class _Field:
+    """Breadth-first distances from source cells over walkable cells, grown only as far as asked.
+
+    Cells are flat indices x * height + y. After growing to level L, every cell within L steps of a
+    source is in `dist` with its exact distance, so a query can stop as soon as one asked-for cell is
+    known: the others are at least as far (the agent's neighbours near an unseen cell, the common case
+    when exploring, are answered after a level or two instead of a search of the whole map).
+    """
+
+    __slots__ = ("dist", "level", "frontier", "walkable", "neighbours")
+
+    def __init__(self, sources: list[int], walkable: list[bool], width: int, height: int):
+        self.dist = dict.fromkeys(sources, 0)
+        self.level, self.frontier = 0, list(self.dist)
+        self.walkable = walkable
+        self.neighbours = _neighbours(width, height)
+
+    def distances(self, cells: list[int]) -> dict[int, int]:
+        """The distance map, grown until the nearest of `cells` is known (or everything is)."""
+        dist, walkable, neighbours = self.dist, self.walkable, self.neighbours
+        while self.frontier and not any(cell in dist for cell in cells):
+            step, grown = self.level + 1, []
+            for cell in self.frontier:
+                for near in neighbours[cell]:
+                    if walkable[near] and near not in dist:
+                        dist[near] = step
+                        grown.append(near)
+            self.level, self.frontier = step, grown
+        return dist
+
+
+@functools.lru_cache(maxsize=None)
+def _neighbours(width: int, height: int) -> tuple[tuple[int, ...], ...]:
+    """Flat indices of the in-grid neighbours of every cell of a width x height grid."""
+    return tuple(tuple(nx * height + ny for nx, ny in ((x + 1, y), (x, y + 1), (x - 1, y), (x, y - 1))
+                       if 0 <= nx < width and 0 <= ny < height)
+                 for x in range(width) for y in range(height))
+
+
+@functools.lru_cache(maxsize=65536)
+def _around(agent: Cell, heading: int, width: int, height: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The agent's four headings in order of preference on a tie (keep the current one: no turn) and the
+    flat index of the neighbour each faces (-1 outside the grid)."""
+    headings = tuple([(heading + offset) % 4 for offset in range(4)])
+    cells = [(agent[0] + _DIRS[h][0], agent[1] + _DIRS[h][1]) for h in headings]
+    return headings, tuple([x * height + y if 0 <= x < width and 0 <= y < height else -1 for x, y in cells])
+
+
 class MapView:
     """The memory map as the skills need it.
 
@@ -45,23 +94,38 @@ class MapView:
     until the map changes.
     """
 
-    def __init__(self, memory_map: np.ndarray, field_cache: dict | None = None, cells_key=None):
-        """`cells_key` identifies what the paths depend on (see `Teacher.cells_key`; computed if not given)."""
+    def __init__(self, memory_map: np.ndarray, field_cache: dict | None = None, cells_key=None,
+                 state: tuple[Cell, int] | None = None):
+        """`cells_key` identifies what the paths depend on (see `cells_key_of`) and `state` is the agent's
+        (position, heading); both are read off the map if not given."""
         self.map = memory_map
         self.width, self.height = memory_map.shape[:2]
-        self.agent, self.heading = agent_state(memory_map)
-        self.front = (self.agent[0] + _DIRS[self.heading][0], self.agent[1] + _DIRS[self.heading][1])
+        self.agent, self.heading = agent_state(memory_map) if state is None else state
+        self.front_offset = _DIRS[self.heading]
+        self.front = (self.agent[0] + self.front_offset[0], self.agent[1] + self.front_offset[1])
         self.cells_key = cells_key if cells_key is not None else cells_key_of(memory_map, self.agent)
         self.field_cache = {} if field_cache is None else field_cache
-        self._walkable: list[list[bool]] | None = None
+        self._walkable: tuple[np.ndarray, list[bool]] | None = None
 
     @property
-    def walkable(self) -> list[list[bool]]:
+    def walkable(self) -> np.ndarray:
+        """Cells the agent can walk on, (width, height) bool."""
+        return self._walkable_both()[0]
+
+    @property
+    def walkable_flat(self) -> list[bool]:
+        """The same as a flat list indexed x * height + y (what the path search reads)."""
+        return self._walkable_both()[1]
+
+    def _walkable_both(self) -> tuple[np.ndarray, list[bool]]:
         if self._walkable is None:
-            kinds, states = self.map[..., 0], self.map[..., 2]
-            walkable = np.isin(kinds, _WALKABLE) | ((kinds == _DOOR) & (states == _OPEN))
-            walkable[self.agent] = True
-            self._walkable = walkable.tolist()
+            key = (self.cells_key, "walkable")
+            if key not in self.field_cache:
+                kinds = self.map[..., 0]
+                walkable = _WALKABLE_KINDS[kinds] | ((kinds == _DOOR) & (self.map[..., 2] == _OPEN))
+                walkable[self.agent] = True
+                self.field_cache[key] = (walkable, walkable.ravel().tolist())
+            self._walkable = self.field_cache[key]
         return self._walkable
 
     def kind(self, cell: Cell) -> int:
@@ -72,24 +136,19 @@ class MapView:
             return int(self.map[x, y, 0])
         return _UNSEEN
 
-    def _distances(self, sources: frozenset[Cell]) -> dict[Cell, int]:
-        """Steps from each walkable cell to the nearest source, over walkable cells (cached)."""
-        key = (self.cells_key, sources)
-        if key not in self.field_cache:
+    def _field(self, targets: frozenset[Cell], step_on: bool) -> _Field:
+        """The (lazily grown) distance field towards `targets`, shared across steps while the map holds."""
+        key = (self.cells_key, targets, step_on)
+        field = self.field_cache.get(key)
+        if field is None:
             if len(self.field_cache) > 20_000:
                 self.field_cache.clear()
-            walkable, width, height = self.walkable, self.width, self.height
-            dist = {(x, y): 0 for x, y in sources if 0 <= x < width and 0 <= y < height and walkable[x][y]}
-            queue = deque(dist)
-            while queue:
-                x, y = queue.popleft()
-                step = dist[(x, y)] + 1
-                for nx, ny in ((x + 1, y), (x, y + 1), (x - 1, y), (x, y - 1)):
-                    if 0 <= nx < width and 0 <= ny < height and walkable[nx][ny] and (nx, ny) not in dist:
-                        dist[(nx, ny)] = step
-                        queue.append((nx, ny))
-            self.field_cache[key] = dist
-        return self.field_cache[key]
+            walkable, width, height = self.walkable_flat, self.width, self.height
+            sources = targets if step_on else {(x + dx, y + dy) for x, y in targets for dx, dy in _DIRS}
+            field = self.field_cache[key] = _Field(
+                [x * height + y for x, y in sources if 0 <= x < width and 0 <= y < height and walkable[x * height + y]],
+                walkable, width, height)
+        return field
 
     def turn_towards(self, heading: int) -> int:
         if heading == self.heading:
@@ -106,20 +165,38 @@ class MapView:
         if step_on:
             if self.agent in targets:
                 return None
-            sources = frozenset(targets)
         else:
             if self.front in targets:
                 return None
             for heading, (dx, dy) in enumerate(_DIRS):
                 if (self.agent[0] + dx, self.agent[1] + dy) in targets:
                     return self.turn_towards(heading)
-            sources = frozenset((x + dx, y + dy) for x, y in targets for dx, dy in _DIRS)
-        dist = self._distances(sources)
-        # Step to the neighbour nearest the targets; on a tie keep the current heading (no turn).
+        return self._step_along(self._field(frozenset(targets), step_on))
+
+    def explore(self) -> int | None:
+        """`navigate(self.unseen_frontier())`, without building the frontier: the cells next to an
+        unseen cell of the frontier are the walkable cells next to any unseen cell (one NumPy pass)."""
+        width, height = self.width, self.height
+        for heading, (dx, dy) in enumerate((self.front_offset,) + _DIRS):
+            x, y = self.agent[0] + dx, self.agent[1] + dy
+            if 0 <= x < width and 0 <= y < height and self.map[x, y, 0] == _UNSEEN:
+                return None if heading == 0 else self.turn_towards(heading - 1)  # facing it already: done
+        key = (self.cells_key, "explore")
+        field = self.field_cache.get(key)
+        if field is None:
+            unseen = np.zeros((width + 2, height + 2), dtype=bool)  # padded: outside the grid is not unseen
+            np.equal(self.map[..., 0], _UNSEEN, out=unseen[1:-1, 1:-1])
+            near_unseen = unseen[2:, 1:-1] | unseen[:-2, 1:-1] | unseen[1:-1, 2:] | unseen[1:-1, :-2]
+            sources = np.flatnonzero(self.walkable & near_unseen).tolist()
+            field = self.field_cache[key] = _Field(sources, self.walkable_flat, width, height)
+        return self._step_along(field)
+
+    def _step_along(self, field: _Field) -> int | None:
+        """Step to the neighbour nearest the field's sources (None if none is on a path to them)."""
+        headings, flat = _around(self.agent, self.heading, self.width, self.height)
+        dist = field.distances(flat)
         best, best_heading = None, None
-        for offset in range(4):
-            heading = (self.heading + offset) % 4
-            cell = (self.agent[0] + _DIRS[heading][0], self.agent[1] + _DIRS[heading][1])
+        for heading, cell in zip(headings, flat):
             if cell in dist and (best is None or dist[cell] < best):
                 best, best_heading = dist[cell], heading
         return None if best_heading is None else self.turn_towards(best_heading)
@@ -132,7 +209,7 @@ class MapView:
         key = (self.cells_key, "frontier")
         if key not in self.field_cache:
             unseen = self.map[..., 0] == _UNSEEN
-            walkable = np.array(self.walkable)
+            walkable = self.walkable
             near = np.zeros_like(unseen)
             near[1:, :] |= walkable[:-1, :]
             near[:-1, :] |= walkable[1:, :]
@@ -143,7 +220,7 @@ class MapView:
 
 
 def explore(view: MapView, targets: set[Cell]) -> int | None:
-    return view.navigate(view.unseen_frontier())
+    return view.explore()
 
 
 def go_to(view: MapView, targets: set[Cell]) -> int | None:

@@ -56,8 +56,8 @@ class TeacherWrapper(gym.Wrapper):
         if self._own_memory or memory_map is None or memory_map.shape != self._memory.cells.shape[:2] + (4,):
             memory_map = self._memory.observation()  # else the observation is the map, just updated
         key = memory_map.tobytes()
-        self._visits[key] = self._visits.get(key, 0) + 1
-        [(probs, teacher_info)] = self.teacher.act([memory_map], visits=[self._visits[key]])
+        count = self._visits[key] = self._visits.get(key, 0) + 1
+        [(probs, teacher_info)] = self.teacher.act([memory_map], visits=[count], keys=[key])
         return {**obs, "teacher_probs": probs}, {**info, "teacher": teacher_info}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -114,7 +114,7 @@ class TeacherVectorWrapper(gym.vector.VectorWrapper):
         for visits, key in zip(self._visits, keys):
             visits[key] = visits.get(key, 0) + 1
             counts.append(visits[key])
-        results = self.teacher.act(maps, visits=counts)
+        results = self.teacher.act(maps, visits=counts, keys=keys)
         self.last_infos = [info for _, info in results]
         return {**obs, "teacher_probs": np.stack([probs for probs, _ in results])}
 
