@@ -41,28 +41,31 @@ def cells_key_of(memory_map: np.ndarray, agent: Cell) -> tuple[bytes, Cell | Non
 class _Field:
     """Breadth-first distances from source cells over walkable cells, grown only as far as asked.
 
-    Cells are flat indices x * height + y. After growing to level L, every cell within L steps of a
-    source is in `dist` with its exact distance, so a query can stop as soon as one asked-for cell is
-    known: the others are at least as far (the agent's neighbours near an unseen cell, the common case
-    when exploring, are answered after a level or two instead of a search of the whole map).
+    Cells are flat indices x * height + y; `dist` is a flat list: the distance, or -1 (walkable, not
+    reached yet) or -2 (blocked). After growing to level L, every cell within L steps of a source has
+    its exact distance, so a query can stop as soon as one asked-for cell has one: the others are at
+    least as far (the agent's neighbours near an unseen cell, the common case when exploring, are
+    answered after a level or two instead of a search of the whole map).
     """
 
-    __slots__ = ("dist", "level", "frontier", "walkable", "neighbours")
+    __slots__ = ("dist", "level", "frontier", "neighbours")
 
-    def __init__(self, sources: list[int], walkable: list[bool], width: int, height: int):
-        self.dist = dict.fromkeys(sources, 0)
-        self.level, self.frontier = 0, list(self.dist)
-        self.walkable = walkable
+    def __init__(self, sources: list[int], template: list[int], width: int, height: int):
+        self.dist = dist = template.copy()  # -1 walkable, -2 blocked
+        self.frontier = [cell for cell in sources if dist[cell] == -1]
+        for cell in self.frontier:
+            dist[cell] = 0
+        self.level = 0
         self.neighbours = _neighbours(width, height)
 
-    def distances(self, cells: list[int]) -> dict[int, int]:
-        """The distance map, grown until the nearest of `cells` is known (or everything is)."""
-        dist, walkable, neighbours = self.dist, self.walkable, self.neighbours
-        while self.frontier and not any(cell in dist for cell in cells):
+    def distances(self, cells: tuple[int, ...]) -> list[int]:
+        """The distance list, grown until the nearest of `cells` (flat indices, -1 outside) is known."""
+        dist, neighbours = self.dist, self.neighbours
+        while self.frontier and not any(cell >= 0 and dist[cell] >= 0 for cell in cells):
             step, grown = self.level + 1, []
             for cell in self.frontier:
                 for near in neighbours[cell]:
-                    if walkable[near] and near not in dist:
+                    if dist[near] == -1:
                         dist[near] = step
                         grown.append(near)
             self.level, self.frontier = step, grown
@@ -113,18 +116,18 @@ class MapView:
         return self._walkable_both()[0]
 
     @property
-    def walkable_flat(self) -> list[bool]:
-        """The same as a flat list indexed x * height + y (what the path search reads)."""
+    def field_template(self) -> list[int]:
+        """Flat list indexed x * height + y: -1 where walkable, -2 where blocked (fields start from it)."""
         return self._walkable_both()[1]
 
-    def _walkable_both(self) -> tuple[np.ndarray, list[bool]]:
+    def _walkable_both(self) -> tuple[np.ndarray, list[int]]:
         if self._walkable is None:
             key = (self.cells_key, "walkable")
             if key not in self.field_cache:
                 kinds = self.map[..., 0]
                 walkable = _WALKABLE_KINDS[kinds] | ((kinds == _DOOR) & (self.map[..., 2] == _OPEN))
                 walkable[self.agent] = True
-                self.field_cache[key] = (walkable, walkable.ravel().tolist())
+                self.field_cache[key] = (walkable, (walkable.ravel().astype(np.int8) - 2).tolist())
             self._walkable = self.field_cache[key]
         return self._walkable
 
@@ -143,11 +146,11 @@ class MapView:
         if field is None:
             if len(self.field_cache) > 20_000:
                 self.field_cache.clear()
-            walkable, width, height = self.walkable_flat, self.width, self.height
+            width, height = self.width, self.height
             sources = targets if step_on else {(x + dx, y + dy) for x, y in targets for dx, dy in _DIRS}
             field = self.field_cache[key] = _Field(
-                [x * height + y for x, y in sources if 0 <= x < width and 0 <= y < height and walkable[x * height + y]],
-                walkable, width, height)
+                [x * height + y for x, y in sources if 0 <= x < width and 0 <= y < height],
+                self.field_template, width, height)
         return field
 
     def turn_towards(self, heading: int) -> int:
@@ -188,7 +191,7 @@ class MapView:
             np.equal(self.map[..., 0], _UNSEEN, out=unseen[1:-1, 1:-1])
             near_unseen = unseen[2:, 1:-1] | unseen[:-2, 1:-1] | unseen[1:-1, 2:] | unseen[1:-1, :-2]
             sources = np.flatnonzero(self.walkable & near_unseen).tolist()
-            field = self.field_cache[key] = _Field(sources, self.walkable_flat, width, height)
+            field = self.field_cache[key] = _Field(sources, self.field_template, width, height)
         return self._step_along(field)
 
     def _step_along(self, field: _Field) -> int | None:
@@ -197,7 +200,7 @@ class MapView:
         dist = field.distances(flat)
         best, best_heading = None, None
         for heading, cell in zip(headings, flat):
-            if cell in dist and (best is None or dist[cell] < best):
+            if cell >= 0 and dist[cell] >= 0 and (best is None or dist[cell] < best):
                 best, best_heading = dist[cell], heading
         return None if best_heading is None else self.turn_towards(best_heading)
 

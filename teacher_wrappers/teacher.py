@@ -86,13 +86,14 @@ class Teacher:
         return [(self.memo[text], hit) for text, hit in zip(texts, hits)]
 
     def act(self, memory_maps: Sequence[np.ndarray], visits: Sequence[int] | None = None,
-            keys: Sequence[bytes] | None = None) -> list[tuple[np.ndarray, dict]]:
+            keys: Sequence[bytes] | None = None, states: Sequence | None = None) -> list[tuple[np.ndarray, dict]]:
         """(action probabilities, info) for each memory map of a batch.
 
         `visits` counts how often each map was already seen this episode. LLM plans can cycle (drop a
         key, pick the same key up again, forever); from the LOOP_LIMIT-th visit of the same state the
-        suggestion is loosened (see `_break_loop`), which breaks the cycle. `keys` are the maps'
-        `tobytes()`, for callers that already have them.
+        suggestion is loosened (see `_break_loop`), which breaks the cycle. `keys` (the maps'
+        `tobytes()`) and `states` (the agent's (position, heading) on each map) are for callers that
+        already have them.
         """
         keys = [memory_map.tobytes() for memory_map in memory_maps] if keys is None else keys
         # A state seen before (same map, so same text and plans) costs one dict lookup: most steps.
@@ -100,7 +101,7 @@ class Teacher:
         missing = [i for i, suggestion in enumerate(suggestions) if suggestion is None]
         hits = [True] * len(keys)
         if missing:
-            self._suggest_new(memory_maps, keys, missing, suggestions, hits)
+            self._suggest_new(memory_maps, keys, missing, suggestions, hits, states)
         else:
             self.stats.cache_hits += len(keys)
         results = []
@@ -118,9 +119,25 @@ class Teacher:
         self.stats.steps += len(keys)
         return results
 
-    def _suggest_new(self, memory_maps, keys, missing: list[int], suggestions: list, hits: list[bool]) -> None:
+    def act_one(self, memory_map: np.ndarray, visits: int, key: bytes, state=None) -> tuple[np.ndarray, dict]:
+        """`act` for one map whose `tobytes()` is `key`: the single-env wrapper's per-step call."""
+        suggestion = self.suggestion_memo.get(key)
+        if suggestion is None or (visits >= LOOP_LIMIT and suggestion.loosened is None):
+            [result] = self.act([memory_map], visits=[visits], keys=[key], states=None if state is None else [state])
+            return result
+        self.stats.steps += 1
+        self.stats.cache_hits += 1
+        info = {"text": suggestion.text, "plan": suggestion.plan, "option": suggestion.option, "cache_hit": True}
+        if visits >= LOOP_LIMIT:
+            info["loop_break"] = True
+            self.stats.loop_breaks += 1
+            return suggestion.loosened.copy(), info
+        return suggestion.probs.copy(), info
+
+    def _suggest_new(self, memory_maps, keys, missing: list[int], suggestions: list, hits: list[bool],
+                     states=None) -> None:
         """Fill in the suggestions of maps not seen before, with one planner call for their new texts."""
-        states = [agent_state(memory_maps[i]) for i in missing]
+        states = [agent_state(memory_maps[i]) if states is None else states[i] for i in missing]
         cell_keys = [cells_key_of(memory_maps[i], agent) for i, (agent, _) in zip(missing, states)]
         descriptions = [self._described(memory_maps[i], key, agent)
                         for i, key, (agent, _) in zip(missing, cell_keys, states)]

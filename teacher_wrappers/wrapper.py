@@ -48,16 +48,18 @@ class TeacherWrapper(gym.Wrapper):
             self._own_memory = False
         except AttributeError:
             self._memory, self._own_memory = MemoryMap(base.width, base.height), True
+        self._map_shape = self._memory.cells.shape[:2] + (4,)
 
     def _suggest(self, obs: dict, info: dict) -> tuple[dict, dict]:
         if self._own_memory:
             self._memory.update(self.env.unwrapped, partial_view(self.env.unwrapped))
         memory_map = obs.get("image")
-        if self._own_memory or memory_map is None or memory_map.shape != self._memory.cells.shape[:2] + (4,):
+        if self._own_memory or memory_map is None or memory_map.shape != self._map_shape:
             memory_map = self._memory.observation()  # else the observation is the map, just updated
         key = memory_map.tobytes()
         count = self._visits[key] = self._visits.get(key, 0) + 1
-        [(probs, teacher_info)] = self.teacher.act([memory_map], visits=[count], keys=[key])
+        memory = self._memory  # the map's source: it knows where the agent is without a search
+        probs, teacher_info = self.teacher.act_one(memory_map, count, key, (memory.agent_pos, memory.agent_dir))
         return {**obs, "teacher_probs": probs}, {**info, "teacher": teacher_info}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
