@@ -23,7 +23,9 @@ _DIRS = ((1, 0), (0, 1), (-1, 0), (0, -1))  # MiniGrid headings: east, south, we
 _WALKABLE = (OBJECT_TO_IDX["empty"], OBJECT_TO_IDX["floor"], OBJECT_TO_IDX["goal"])
 _DOOR, _UNSEEN, _EMPTY = OBJECT_TO_IDX["door"], OBJECT_TO_IDX["unseen"], OBJECT_TO_IDX["empty"]
 _OPEN = STATE_TO_IDX["open"]
-_WALKABLE_KINDS = np.isin(np.arange(256), _WALKABLE)  # lookup table: object index -> walkable
+# Lookup table (object, state) -> -1 where the agent can walk, -2 where it cannot: open doors are walkable.
+_TEMPLATE = np.where(np.isin(np.arange(256), _WALKABLE)[:, None], -1, -2).repeat(256, axis=1).astype(np.int8)
+_TEMPLATE[_DOOR, _OPEN] = -1
 
 Cell = tuple[int, int]
 
@@ -61,7 +63,10 @@ class _Field:
     def distances(self, cells: tuple[int, ...]) -> list[int]:
         """The distance list, grown until the nearest of `cells` (flat indices, -1 outside) is known."""
         dist, neighbours = self.dist, self.neighbours
-        while self.frontier and not any(cell >= 0 and dist[cell] >= 0 for cell in cells):
+        while self.frontier:
+            for cell in cells:
+                if cell >= 0 and dist[cell] >= 0:
+                    return dist
             step, grown = self.level + 1, []
             for cell in self.frontier:
                 for near in neighbours[cell]:
@@ -113,7 +118,7 @@ class MapView:
     @property
     def walkable(self) -> np.ndarray:
         """Cells the agent can walk on, (width, height) bool."""
-        return self._walkable_both()[0]
+        return self._walkable_both()[0] == -1
 
     @property
     def field_template(self) -> list[int]:
@@ -121,13 +126,13 @@ class MapView:
         return self._walkable_both()[1]
 
     def _walkable_both(self) -> tuple[np.ndarray, list[int]]:
+        """The field template as a (width, height) array and as a flat list, cached per cells."""
         if self._walkable is None:
             key = (self.cells_key, "walkable")
             if key not in self.field_cache:
-                kinds = self.map[..., 0]
-                walkable = _WALKABLE_KINDS[kinds] | ((kinds == _DOOR) & (self.map[..., 2] == _OPEN))
-                walkable[self.agent] = True
-                self.field_cache[key] = (walkable, (walkable.ravel().astype(np.int8) - 2).tolist())
+                template = _TEMPLATE[self.map[..., 0], self.map[..., 2]]
+                template[self.agent] = -1
+                self.field_cache[key] = (template, template.ravel().tolist())
             self._walkable = self.field_cache[key]
         return self._walkable
 
@@ -180,10 +185,6 @@ class MapView:
         """`navigate(self.unseen_frontier())`, without building the frontier: the cells next to an
         unseen cell of the frontier are the walkable cells next to any unseen cell (one NumPy pass)."""
         width, height = self.width, self.height
-        for heading, (dx, dy) in enumerate((self.front_offset,) + _DIRS):
-            x, y = self.agent[0] + dx, self.agent[1] + dy
-            if 0 <= x < width and 0 <= y < height and self.map[x, y, 0] == _UNSEEN:
-                return None if heading == 0 else self.turn_towards(heading - 1)  # facing it already: done
         key = (self.cells_key, "explore")
         field = self.field_cache.get(key)
         if field is None:
@@ -192,6 +193,11 @@ class MapView:
             near_unseen = unseen[2:, 1:-1] | unseen[:-2, 1:-1] | unseen[1:-1, 2:] | unseen[1:-1, :-2]
             sources = np.flatnonzero(self.walkable & near_unseen).tolist()
             field = self.field_cache[key] = _Field(sources, self.field_template, width, height)
+        if field.dist[self.agent[0] * height + self.agent[1]] == 0:  # an unseen cell is next to the agent
+            for heading, (dx, dy) in enumerate((self.front_offset,) + _DIRS):
+                x, y = self.agent[0] + dx, self.agent[1] + dy
+                if 0 <= x < width and 0 <= y < height and self.map[x, y, 0] == _UNSEEN:
+                    return None if heading == 0 else self.turn_towards(heading - 1)  # facing it already: done
         return self._step_along(field)
 
     def _step_along(self, field: _Field) -> int | None:

@@ -122,17 +122,33 @@ class Teacher:
     def act_one(self, memory_map: np.ndarray, visits: int, key: bytes, state=None) -> tuple[np.ndarray, dict]:
         """`act` for one map whose `tobytes()` is `key`: the single-env wrapper's per-step call."""
         suggestion = self.suggestion_memo.get(key)
-        if suggestion is None or (visits >= LOOP_LIMIT and suggestion.loosened is None):
-            [result] = self.act([memory_map], visits=[visits], keys=[key], states=None if state is None else [state])
-            return result
+        if suggestion is None:
+            suggestion, hit = self._suggest_one(memory_map, key, state)
+        else:
+            hit = True
+            self.stats.cache_hits += 1
         self.stats.steps += 1
-        self.stats.cache_hits += 1
-        info = {"text": suggestion.text, "plan": suggestion.plan, "option": suggestion.option, "cache_hit": True}
-        if visits >= LOOP_LIMIT:
-            info["loop_break"] = True
-            self.stats.loop_breaks += 1
-            return suggestion.loosened.copy(), info
-        return suggestion.probs.copy(), info
+        info = {"text": suggestion.text, "plan": suggestion.plan, "option": suggestion.option, "cache_hit": hit}
+        if visits < LOOP_LIMIT:
+            return suggestion.probs.copy(), info
+        if suggestion.loosened is None:
+            suggestion.loosened = self._break_loop(suggestion.probs, MapView(memory_map, self.field_cache,
+                                                                             *suggestion.view))
+        info["loop_break"] = True
+        self.stats.loop_breaks += 1
+        return suggestion.loosened.copy(), info
+
+    def _suggest_one(self, memory_map: np.ndarray, key: bytes, state=None) -> tuple[Suggestion, bool]:
+        """The suggestion for a map not seen before (`_suggest_new` for one map, with less bookkeeping)."""
+        state = agent_state(memory_map) if state is None else state
+        cells_key = cells_key_of(memory_map, state[0])
+        description = self._described(memory_map, cells_key, state[0])
+        [(plans, hit)] = self.plans_for([description.text])
+        view = MapView(memory_map, self.field_cache, cells_key, state)
+        suggestion = Suggestion(*self._soft_action(view, description.objects, plans), description.text,
+                                (cells_key, state))
+        self._bound(self.suggestion_memo)[key] = suggestion
+        return suggestion, hit
 
     def _suggest_new(self, memory_maps, keys, missing: list[int], suggestions: list, hits: list[bool],
                      states=None) -> None:
@@ -167,7 +183,7 @@ class Teacher:
         else:
             candidates[action] = True
         share = 0.5 / np.count_nonzero(candidates)
-        return (0.5 * probs + share * candidates).astype(np.float32)
+        return (0.5 * probs + np.float32(share) * candidates).astype(np.float32)
 
     def _described(self, memory_map: np.ndarray, cells_key, agent) -> Description:
         # Walking or turning keeps the cells: a memo hit. Seeing new floor or walls keeps what
