@@ -30,14 +30,18 @@ _TEMPLATE[_DOOR, _OPEN] = -1
 Cell = tuple[int, int]
 
 
-def cells_key_of(memory_map: np.ndarray, agent: Cell) -> tuple[bytes, Cell | None]:
-    """What descriptions and paths depend on: channels 0-2, plus the agent's cell if it carries something.
+def cells_key_of(memory_map: np.ndarray, agent: Cell, key: bytes | None = None) -> tuple[bytes, Cell | None]:
+    """What descriptions and paths depend on: the map without the agent's heading, plus the agent's
+    cell if it carries something. `key` is the map's `tobytes()` if the caller has it.
 
     The agent's cell shows what it carries; carrying nothing, it shows empty floor like any other
     cell, so the same key serves the agent wherever it stands (paths are reused as it walks).
     """
-    cells = memory_map[..., :3]
-    return cells.tobytes(), (agent if cells[agent][0] != _EMPTY else None)
+    raw = bytearray(memory_map.tobytes() if key is None else key)
+    _, height, channels = memory_map.shape
+    cell = (agent[0] * height + agent[1]) * channels
+    raw[cell + 3] = 0  # channel 3 is 0 everywhere but at the agent's cell
+    return bytes(raw), (agent if raw[cell] != _EMPTY else None)
 
 
 class _Field:

@@ -141,7 +141,7 @@ class Teacher:
     def _suggest_one(self, memory_map: np.ndarray, key: bytes, state=None) -> tuple[Suggestion, bool]:
         """The suggestion for a map not seen before (`_suggest_new` for one map, with less bookkeeping)."""
         state = agent_state(memory_map) if state is None else state
-        cells_key = cells_key_of(memory_map, state[0])
+        cells_key = cells_key_of(memory_map, state[0], key)
         description = self._described(memory_map, cells_key, state[0])
         [(plans, hit)] = self.plans_for([description.text])
         view = MapView(memory_map, self.field_cache, cells_key, state)
@@ -154,7 +154,7 @@ class Teacher:
                      states=None) -> None:
         """Fill in the suggestions of maps not seen before, with one planner call for their new texts."""
         states = [agent_state(memory_maps[i]) if states is None else states[i] for i in missing]
-        cell_keys = [cells_key_of(memory_maps[i], agent) for i, (agent, _) in zip(missing, states)]
+        cell_keys = [cells_key_of(memory_maps[i], agent, keys[i]) for i, (agent, _) in zip(missing, states)]
         descriptions = [self._described(memory_maps[i], key, agent)
                         for i, key, (agent, _) in zip(missing, cell_keys, states)]
         answers = self.plans_for([d.text for d in descriptions])
