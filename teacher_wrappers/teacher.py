@@ -62,6 +62,7 @@ class Teacher:
         # Suggestions by memory map (its tobytes()): a pure function of the map, since a text's plans
         # never change once memoised.
         self.suggestion_memo: dict[bytes, Suggestion] = {}
+        self.program_memo: dict[tuple[int, int], tuple] = {}  # see _program
         self.stats = TeacherStats()
 
     def plans_for(self, texts: Sequence[str]) -> list[tuple[PlanDistribution, bool]]:
@@ -145,7 +146,7 @@ class Teacher:
         description = self._described(memory_map, cells_key, state[0])
         [(plans, hit)] = self.plans_for([description.text])
         view = MapView(memory_map, self.field_cache, cells_key, state)
-        suggestion = Suggestion(*self._soft_action(view, description.objects, plans), description.text,
+        suggestion = Suggestion(*self._soft_action(view, description, plans), description.text,
                                 (cells_key, state))
         self._bound(self.suggestion_memo)[key] = suggestion
         return suggestion, hit
@@ -165,7 +166,7 @@ class Teacher:
             suggestion = self.suggestion_memo.get(keys[i])  # a duplicate earlier in the batch
             if suggestion is None:
                 view = MapView(memory_maps[i], self.field_cache, cells_key, state)
-                suggestion = Suggestion(*self._soft_action(view, description.objects, plans), description.text,
+                suggestion = Suggestion(*self._soft_action(view, description, plans), description.text,
                                         (cells_key, state))
                 self._bound(self.suggestion_memo)[keys[i]] = suggestion
             suggestions[i] = suggestion
@@ -176,14 +177,14 @@ class Teacher:
         Flattening gives the LLM's less likely plans (often the right ones) a fair chance; exploring
         reveals new facts. Where nothing is left unseen, exploring means turning on the spot.
         """
-        candidates = probs > 0
+        values = probs.tolist()  # seven Python floats: cheaper than NumPy's calls
+        candidates = [value > 0 for value in values]
         action = explore(view, frozenset())
-        if action is None:
-            candidates[[LEFT, RIGHT]] = True
-        else:
-            candidates[action] = True
-        share = 0.5 / np.count_nonzero(candidates)
-        return (0.5 * probs + np.float32(share) * candidates).astype(np.float32)
+        for extra in ((LEFT, RIGHT) if action is None else (action,)):
+            candidates[extra] = True
+        share = 0.5 / sum(candidates)
+        return np.array([0.5 * value + (share if candidate else 0.0) for value, candidate in zip(values, candidates)],
+                        dtype=np.float32)
 
     def _described(self, memory_map: np.ndarray, cells_key, agent) -> Description:
         # Walking or turning keeps the cells: a memo hit. Seeing new floor or walls keeps what
@@ -204,40 +205,50 @@ class Teacher:
             memo.clear()
         return memo
 
-    def _soft_action(self, view: MapView, objects: dict, plans: PlanDistribution):
+    def _soft_action(self, view: MapView, description: Description, plans: PlanDistribution):
         probs = [0.0] * N_ACTIONS  # Python floats: a handful of additions, cheaper than NumPy's
         memo: dict[Option, int | None] = {}
         top_plan, top_option, top_prob = "", "", -1.0
-        for plan, prob in plans:
-            option, action = self._first_action(view, objects, parse_plan(plan).options, memo)
+        for plan, prob, steps in self._program(description, plans):
+            option, action = self._first_action(view, steps, memo)
             probs[action] += prob
             if prob > top_prob:
                 top_plan, top_option, top_prob = plan, str(option), prob
         if not plans:
-            option, action = self._first_action(view, objects, (), memo)
+            option, action = self._first_action(view, (), memo)
             probs[action], top_option = 1.0, str(option)
         total = sum(probs)
         return np.array([p / total for p in probs], dtype=np.float32), top_plan, top_option
 
-    def _first_action(self, view: MapView, objects: dict, options, memo) -> tuple[Option, int]:
-        for option in options:
+    def _program(self, description: Description, plans: PlanDistribution) -> list[tuple[str, float, tuple]]:
+        """The plans as (plan, probability, steps), each step (option, skill, targets or None where the
+        target is not on the map): parsed and resolved once per description and answer."""
+        key = (id(description), id(plans))
+        program = self.program_memo.get(key)
+        if program is None or program[0] is not description or program[1] is not plans:
+            objects = description.objects
+            steps = [(plan, prob, tuple((option, SKILL_FUNCTIONS[option.skill],
+                                         frozenset() if option.target is None else
+                                         frozenset(objects[option.target]) if option.target in objects else None)
+                                        for option in parse_plan(plan).options))
+                     for plan, prob in plans]
+            program = self._bound(self.program_memo, 5_000)[key] = (description, plans, steps)
+        return program[2]
+
+    def _first_action(self, view: MapView, steps, memo) -> tuple[Option, int]:
+        for option, skill, targets in steps:
             if option not in memo:
-                memo[option] = self._option_action(view, objects, option)
+                if targets is None:
+                    self.stats.unresolved_targets += 1
+                    memo[option] = None
+                else:
+                    memo[option] = skill(view, targets)
             if memo[option] is not None:
                 return option, memo[option]
         self.stats.fallbacks += 1
         if EXPLORE not in memo:
-            memo[EXPLORE] = self._option_action(view, objects, EXPLORE)
+            memo[EXPLORE] = SKILL_FUNCTIONS[EXPLORE.skill](view, frozenset())
         return EXPLORE, DONE if memo[EXPLORE] is None else memo[EXPLORE]
-
-    def _option_action(self, view: MapView, objects: dict, option: Option) -> int | None:
-        targets: frozenset = frozenset()
-        if option.target is not None:
-            if option.target not in objects:
-                self.stats.unresolved_targets += 1
-                return None
-            targets = frozenset(objects[option.target])
-        return SKILL_FUNCTIONS[option.skill](view, targets)
 
     def summary(self) -> dict:
         """Counters plus derived rates, for logs and benchmark reports."""

@@ -56,16 +56,16 @@ class TeacherWrapper(gym.Wrapper):
     def _suggest(self, obs: dict, info: dict) -> tuple[dict, dict]:
         if not self.teacher_enabled:
             return {**obs, "teacher_probs": np.zeros(self.observation_space["teacher_probs"].shape, np.float32)}, info
+        memory = self._memory  # the map's source: it knows where the agent is without a search
         if self._own_memory:
-            self._memory.update(self.env.unwrapped, partial_view(self.env.unwrapped))
+            memory.update(self.env.unwrapped, partial_view(self.env.unwrapped))
         memory_map = obs.get("image")
         if self._own_memory or memory_map is None or memory_map.shape != self._map_shape:
-            memory_map = self._memory.observation()  # else the observation is the map, just updated
+            memory_map = memory.observation()  # else the observation is the map, just updated
         key = memory_map.tobytes()
         count = self._visits[key] = self._visits.get(key, 0) + 1
-        memory = self._memory  # the map's source: it knows where the agent is without a search
-        probs, teacher_info = self.teacher.act_one(memory_map, count, key, (memory.agent_pos, memory.agent_dir))
-        return {**obs, "teacher_probs": probs}, {**info, "teacher": teacher_info}
+        probs, info["teacher"] = self.teacher.act_one(memory_map, count, key, (memory.agent_pos, memory.agent_dir))
+        return {**obs, "teacher_probs": probs}, info  # the env's info dict is fresh every step
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
