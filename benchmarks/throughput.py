@@ -6,7 +6,9 @@
 
 A config `script:cores` runs the script pinned to `cores` CPUs (the first ones this process may use):
 with one core the sub-envs step in the main process (SyncVectorEnv), with more each sub-env is a
-process (--async-envs; with a planner that costs no LLM call the teacher runs in each of them). The
+process (--async-envs; with a planner that costs no LLM call the teacher runs in each of them). Configs
+`envs:<cores>` and `envs_teacher:<cores>` time the vector env alone (random actions, no learner),
+without and with the teacher (teacher_wrappers.make_teacher_vector_env), to show how the env side scales. The
 configs run in turn, `--repeats` times over, so that every config sees the same machine load; each
 run is a fresh process with OMP_NUM_THREADS=1 (one thread for the learner). Recorded per run: the
 script's own training SPS (summary.json: frames / training wall time) and the whole process's wall
@@ -31,14 +33,46 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+KINDS = ("ppo", "ppo_teacher", "envs", "envs_teacher")
+
+
 def parse_config(text: str) -> tuple[str, int]:
-    script, _, cores = text.partition(":")
-    if script not in ("ppo", "ppo_teacher") or not cores.isdigit() or int(cores) < 1:
-        raise argparse.ArgumentTypeError(f"config {text!r}: expected ppo:<cores> or ppo_teacher:<cores>")
-    return script, int(cores)
+    kind, _, cores = text.partition(":")
+    if kind not in KINDS or not cores.isdigit() or int(cores) < 1:
+        raise argparse.ArgumentTypeError(f"config {text!r}: expected <kind>:<cores>, kind one of {', '.join(KINDS)}")
+    return kind, int(cores)
+
+
+def envs_only(env_id: str, planner: str | None, frames: int, num_envs: int, asynchronous: bool) -> dict:
+    """Steps/s of the vector env alone (uniformly random actions, no learner): `envs` / `envs_teacher` configs."""
+    import gymnasium as gym
+    import numpy as np
+
+    import teacher_wrappers  # noqa: F401  (registers the tasks)
+    from teacher_wrappers.wrapper import make_teacher_vector_env
+
+    fns = [lambda: gym.make(env_id)] * num_envs
+    mode = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+    if planner:
+        envs = make_teacher_vector_env(fns, planner=planner, asynchronous=asynchronous, **mode)
+    else:
+        envs = (gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv)(fns, **mode)
+    rng = np.random.default_rng(0)
+    envs.reset(seed=list(range(num_envs)))
+    steps = frames // num_envs
+    start = time.perf_counter()
+    for _ in range(steps):
+        envs.step(rng.integers(0, 7, size=num_envs))
+    seconds = time.perf_counter() - start
+    envs.close()
+    return {"sps": steps * num_envs / seconds, "frames": steps * num_envs, "wall_seconds": seconds}
 
 
 def command(script: str, cores: int, args: argparse.Namespace, run_name: str) -> list[str]:
+    if script.startswith("envs"):
+        planner = args.planner if script == "envs_teacher" else ""
+        return [sys.executable, "-m", "benchmarks.throughput", "--child", planner, "--env-id", args.env_id,
+                "--frames", str(args.frames), "--num-envs", str(args.num_envs)] + (["--async"] if cores > 1 else [])
     cmd = [sys.executable, str(ROOT / "algorithms" / f"{script}.py"), "--env-id", args.env_id,
            "--total-timesteps", str(args.frames), "--num-envs", str(args.num_envs), "--eval-episodes",
            str(args.eval_episodes), "--no-progress", "--seed", "1", "--run-name", run_name]
@@ -55,17 +89,21 @@ def run_one(script: str, cores: int, args: argparse.Namespace, workdir: Path, in
     cmd = command(script, cores, args, run_name)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # this checkout's library
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True,
-                          preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+    proc = subprocess.run(cmd, cwd=ROOT if script.startswith("envs") else workdir, env=env, capture_output=True,
+                          text=True, preexec_fn=lambda: os.sched_setaffinity(0, cpus))
     process_wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{shlex.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    summary = json.loads((workdir / "runs" / run_name / "summary.json").read_text())
+    if script.startswith("envs"):
+        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    else:
+        summary = json.loads((workdir / "runs" / run_name / "summary.json").read_text())
     return {"script": script, "cores": cores, "cpus": cpus, "async": cores > 1, "sps": summary["sps"],
             "frames": summary["frames"], "train_wall_seconds": summary["wall_seconds"],
             "process_wall_seconds": process_wall,
             "command": f"OMP_NUM_THREADS=1 taskset -c {','.join(map(str, cpus))} "
-                       + shlex.join(["python", str(Path(cmd[1]).relative_to(ROOT))] + cmd[2:])}
+                       + shlex.join(["python"] + [str(Path(c).relative_to(ROOT)) if c.startswith(str(ROOT)) else c
+                                                  for c in cmd[1:]])}
 
 
 def summarise(runs: list[dict]) -> list[dict]:
@@ -81,7 +119,7 @@ def summarise(runs: list[dict]) -> list[dict]:
         one_core = next((r for r in rows if r["script"] == row["script"] and r["cores"] == 1), None)
         row["speedup_vs_1_core"] = row["sps"] / one_core["sps"] if one_core else None
         ppo = next((r for r in rows if r["script"] == "ppo" and r["cores"] == row["cores"]), None)
-        row["vs_ppo_same_cores"] = row["sps"] / ppo["sps"] if ppo and row["script"] != "ppo" else None
+        row["vs_ppo_same_cores"] = row["sps"] / ppo["sps"] if ppo and row["script"] == "ppo_teacher" else None
     return rows
 
 
@@ -116,8 +154,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or RESULTS))
     parser.add_argument("--name", default="throughput")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # an envs config's process: the planner
+    parser.add_argument("--async", dest="asynchronous", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more arguments for both scripts")
     args = parser.parse_args()
+    if args.child is not None:
+        print(json.dumps(envs_only(args.env_id, args.child or None, args.frames, args.num_envs, args.asynchronous)))
+        return
     args.extra = [a for a in args.extra if a != "--"]
     available = len(os.sched_getaffinity(0))
     if max(cores for _, cores in args.configs) > available:
