@@ -93,7 +93,7 @@ def execute(run: Run, args: Args) -> str:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as handle:
         proc = subprocess.run(command(run, args), stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})  # this checkout's library
     if proc.returncode != 0:
         return f"{run.name}: FAILED (exit {proc.returncode}), see {log}"
     summary = json.loads((path / "summary.json").read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,17 +34,19 @@ def _with_teacher_space(space: gym.Space, n_actions: int) -> gym.spaces.Dict:
 class TeacherWrapper(gym.Wrapper):
     """Adds obs["teacher_probs"] (float32, sums to 1) and info["teacher"] to a MiniGrid environment.
 
-    `planner` is a planner name ("recorded", "rules", ...) built with `planner_kwargs`, or a Planner.
+    `planner` is a planner name ("recorded", "rules", ...) built with `planner_kwargs`, or a Planner,
+    or a Teacher to share with other wrappers (its memos serve them all; the visit counts stay per
+    wrapper).
     On the registered tasks the teacher reads the memory map the student sees; on plain MiniGrid
     environments it keeps its own memory map of the agent's views.
     """
 
-    def __init__(self, env: gym.Env, planner: Planner | str = "recorded", planner_kwargs: dict | None = None):
+    def __init__(self, env: gym.Env, planner: Planner | Teacher | str = "recorded", planner_kwargs: dict | None = None):
         super().__init__(env)
         base = env.unwrapped
         if not isinstance(base, MiniGridEnv):
             raise TypeError(f"TeacherWrapper needs a MiniGrid environment, got {type(base).__name__}")
-        self.teacher = _teacher_for(base, planner, planner_kwargs)
+        self.teacher = planner if isinstance(planner, Teacher) else _teacher_for(base, planner, planner_kwargs)
         self.observation_space = _with_teacher_space(env.observation_space, int(env.action_space.n))
         try:
             self._memory: MemoryMap = env.get_wrapper_attr("memory_map")
@@ -81,7 +84,8 @@ class TeacherWrapper(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
     def teacher_stats(self) -> dict:
-        return self.teacher.summary()
+        """The teacher's summary; `teacher_id` tells teachers shared by several wrappers apart."""
+        return {**self.teacher.summary(), "teacher_id": f"{os.getpid()}-{id(self.teacher)}"}
 
     def visits_state(self) -> dict[bytes, int]:
         """Visit counts of this episode (they shape the suggestions: save them to resume)."""
@@ -206,7 +210,8 @@ class TeacherWorkersVectorEnv(gym.vector.VectorWrapper):
             self._enabled = bool(enabled)
 
     def teacher_stats(self) -> dict:
-        summaries = self.env.call("teacher_stats")
+        # Sub-envs in the same worker process share a teacher: count each teacher once.
+        summaries = list({summary["teacher_id"]: summary for summary in self.env.call("teacher_stats")}.values())
         stats = {name: sum(summary[name] for summary in summaries) for name in _SUMMED_STATS}
         steps = max(stats["steps"], 1)
         stats["queries_per_1000_steps"] = 1000 * stats["queries"] / steps
@@ -223,10 +228,21 @@ class TeacherWorkersVectorEnv(gym.vector.VectorWrapper):
         self.env.set_attr("_visits", [dict(counts) for counts in visits])  # one value per sub-env
 
 
+_PROCESS_TEACHERS: dict[tuple, Teacher] = {}  # in a worker process: the teacher its sub-envs share
+
+
 def _with_teacher(env_fn: Callable[[], gym.Env], planner: Planner | str, planner_kwargs: dict | None
                   ) -> Callable[[], gym.Env]:
+    """A thunk for a worker process: the env with a TeacherWrapper whose teacher (and memos) the other
+    sub-envs of the same process and task share, as one teacher serves all sub-envs in TeacherVectorWrapper."""
     def thunk() -> gym.Env:
-        return TeacherWrapper(env_fn(), planner=planner, planner_kwargs=planner_kwargs)
+        env = env_fn()
+        base = env.unwrapped
+        key = (os.getpid(), planner if isinstance(planner, str) else id(planner), repr(sorted((planner_kwargs or {}).items())),
+               getattr(base, "text_style", "plain"), getattr(base, "recorded_table", None))
+        if key not in _PROCESS_TEACHERS:
+            _PROCESS_TEACHERS[key] = _teacher_for(base, planner, planner_kwargs)
+        return TeacherWrapper(env, planner=_PROCESS_TEACHERS[key])
 
     return thunk
 

@@ -149,7 +149,8 @@ def test_teachers_in_grouped_workers_match_the_main_process_teacher():
     try:
         (expected, _), (got, _) = rollout(sync, 160), rollout(grouped, 160)
         np.testing.assert_allclose(got, expected, atol=1e-6)
-        assert grouped.teacher_stats()["teachers"] == 4
+        stats = grouped.teacher_stats()
+        assert stats["teachers"] == 2 and stats["steps"] >= 4 * 161  # one teacher per worker, shared by its sub-envs
         grouped.teacher_enabled = False
         obs, *_ = grouped.step(np.zeros(4, dtype=int))
         assert not obs["teacher_probs"].any()
