@@ -38,7 +38,9 @@ class TeacherWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
 
     def __init__(self, env: gym.Env, planner: Planner | str = "recorded", planner_kwargs: dict | None = None):
-        gym.utils.RecordConstructorArgs.__init__(self, planner=planner, planner_kwargs=planner_kwargs)
+        # No deep copy: a Planner object (a loaded model, a server connection) is shared, not cloned.
+        gym.utils.RecordConstructorArgs.__init__(self, planner=planner, planner_kwargs=planner_kwargs,
+                                                 _disable_deepcopy=True)
         gym.Wrapper.__init__(self, env)
         base = env.unwrapped
         if not isinstance(base, MiniGridEnv):

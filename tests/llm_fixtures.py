@@ -110,8 +110,9 @@ class FakeServer:
         prompt_end = text.rindex("Plan:") + len("Plan:")
         plan = text[prompt_end:]
         value = -0.1 if "pick up" in plan else -3.0
-        return {"choices": [{"text": text, "logprobs": {"text_offset": [0, prompt_end],
-                                                        "token_logprobs": [None, value]}}]}
+        # then one generated token (max_tokens 1), which must not count towards the plan's score
+        return {"choices": [{"text": text + " x", "logprobs": {"text_offset": [0, prompt_end, len(text)],
+                                                              "token_logprobs": [None, value, -50.0]}}]}
 
     def close(self):
         self.httpd.shutdown()

@@ -45,3 +45,11 @@ def test_memory_map_observation_round_trips():
     assert isinstance(rebuilt, MemoryMapObservation)
     assert np.array_equal(rebuilt.reset(seed=1)[0]["image"], env.reset(seed=1)[0]["image"])
     check_env(MemoryMapObservation(gym.make("MiniGrid-DoorKey-5x5-v0")), skip_render_check=True)
+
+
+def test_a_planner_object_is_shared_not_copied():
+    from teacher_wrappers.planners import RulesPlanner
+
+    planner = RulesPlanner()
+    env = TeacherWrapper(gym.make("MiniGrid-DoorKey-5x5-v0"), planner=planner)
+    assert env.spec.make().teacher.planner is planner
