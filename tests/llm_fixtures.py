@@ -42,7 +42,8 @@ def build_tiny_model(folder: Path) -> Path:
 class FakeServer:
     """An OpenAI-compatible HTTP server on 127.0.0.1 whose behaviour a test sets in `self.mode`.
 
-    Modes: good, garbage, malformed, flaky (a 500 first, then good), slow, no_logprobs.
+    Modes: good, garbage, malformed, flaky (a 500 first, then good), slow, no_logprobs. With `fail_after`
+    set, every request after that many answers HTTP 500 (a server that breaks down mid-run).
     """
 
     def __init__(self, model: str = "fake-model", answer: str = "Plan: go to <key>, pick up <key>"):
@@ -52,6 +53,7 @@ class FakeServer:
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
         self.delay = 0.0
+        self.fail_after: int | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -90,6 +92,8 @@ class FakeServer:
         self.thread.start()
 
     def respond(self, handler, payload, count):
+        if self.fail_after is not None and count > self.fail_after:
+            return handler._send(500, {"error": "internal error"})
         if self.mode == "malformed":
             return handler._send(200, b"{not json")
         if self.mode == "flaky" and count == 1:
