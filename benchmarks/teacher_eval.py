@@ -19,6 +19,7 @@ import tyro
 from tqdm import tqdm
 
 import teacher_wrappers
+from benchmarks.files import write_text
 from teacher_wrappers import TeacherWrapper
 
 RESULTS = Path(__file__).parent / "results"
@@ -91,10 +92,10 @@ def main(args: Args) -> list[dict]:
     rows = [evaluate(task, planner, args.episodes, args.seed, args.greedy)
             for planner in args.planners for task in args.tasks]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps({"args": vars(args), "results": rows}, indent=1) + "\n")
+    write_text(RESULTS / f"{args.out}.json", json.dumps({"args": vars(args), "results": rows}, indent=1) + "\n")
     header = (f"# Teacher alone, {args.episodes} episodes per task, actions "
               f"{'argmax' if args.greedy else 'sampled'} from teacher_probs\n\n")
-    (RESULTS / f"{args.out}.md").write_text(header + markdown(rows))
+    write_text(RESULTS / f"{args.out}.md", header + markdown(rows))
     print(markdown(rows))
     return rows
 
