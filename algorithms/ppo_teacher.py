@@ -35,7 +35,7 @@ import teacher_wrappers
 from teacher_wrappers import MemoryMapObservation, TeacherWrapper
 from teacher_wrappers.episodic import RevisitCount
 from teacher_wrappers.planners import PLANNERS
-from teacher_wrappers.wrapper import TeacherVectorWrapper
+from teacher_wrappers.wrapper import make_teacher_vector_env
 
 SCHEDULES = ("reference", "linear", "adaptive")
 DISTILL_FROM = ("on-policy", "successes")
@@ -558,13 +558,12 @@ if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     # env setup: Gymnasium 1.x with same-step autoreset, so the obs after a done starts the next episode
+    # (with --async-envs, a planner that costs no LLM call runs in every sub-env process: see make_teacher_vector_env)
     env_fns = [make_env(args.env_id, i, args.capture_video, run_name, args.visits) for i in range(args.num_envs)]
-    if args.async_envs:
-        envs = gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    else:
-        envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     try:
-        envs = TeacherVectorWrapper(envs, planner=args.planner, planner_kwargs=planner_kwargs(args))
+        envs = make_teacher_vector_env(env_fns, planner=args.planner, planner_kwargs=planner_kwargs(args),
+                                       asynchronous=args.async_envs,
+                                       autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     except (ValueError, TypeError, ConnectionError, OSError, RuntimeError) as error:
         fail(f"cannot build the {args.planner!r} teacher: {error}")
     assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action space is supported"
