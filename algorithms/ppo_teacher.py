@@ -4,6 +4,7 @@
 #
 #   python algorithms/ppo_teacher.py --env-id TeacherWrappers/SimpleDoorKey-v0 --planner recorded
 import contextlib
+import copy
 import json
 import math
 import os
@@ -610,7 +611,9 @@ if __name__ == "__main__":
         episode_returns, episode_lengths = checkpoint["episode_returns"], checkpoint["episode_lengths"]
         recent.extend(checkpoint["recent"])
         curve = checkpoint["curve"]
-        successes, episode_states = checkpoint["successes"], checkpoint["episode_states"]
+        if successes is not None:
+            vars(successes).update(checkpoint["successes"])
+        episode_states = checkpoint["episode_states"]
         restore_teacher(envs.teacher, checkpoint)
         if checkpoint["envs"] is not None and not args.async_envs:
             envs.env.envs = pickle.loads(checkpoint["envs"])
@@ -645,7 +648,9 @@ if __name__ == "__main__":
             "recent": list(recent), "curve": {key: list(value) for key, value in curve.items()},
             "envs": None if args.async_envs or args.capture_video else pickle.dumps(envs.env.envs),
             "teacher_visits": envs.visits_state(), "next_obs": next_obs_dict, "next_done": next_done.cpu(),
-            "successes": successes, "episode_states": episode_states,
+            # copies: the buffer and the episodes change during the next iteration (plain data, loadable anywhere)
+            "successes": None if successes is None else copy.deepcopy(vars(successes)),
+            "episode_states": [list(states) for states in episode_states],
             "teacher_stats": asdict(envs.teacher.stats), "teacher_memo": dict(envs.teacher.memo),
             "planner_queries": envs.teacher.planner.queries,
         }
@@ -693,7 +698,7 @@ if __name__ == "__main__":
             rewards[step] = torch.tensor(reward).to(device).view(-1)
             if successes is not None and lam > 0:
                 for i in range(args.num_envs):
-                    episode_states[i].append((obs[step, i].cpu().numpy(), teacher_probs[step, i].cpu().numpy()))
+                    episode_states[i].append((obs[step, i].cpu().numpy().copy(), teacher_probs[step, i].cpu().numpy().copy()))
             next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
             next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
             next_done = torch.Tensor(next_done_np).to(device)
@@ -843,6 +848,8 @@ if __name__ == "__main__":
         writer.add_scalar("teacher/lambda", lam, global_step)
         writer.add_scalar("teacher/kl", float(np.mean(teacher_kls)), global_step)
         writer.add_scalar("teacher/agreement", agreement, global_step)
+        if successes is not None:
+            writer.add_scalar("teacher/success_buffer_states", successes.size, global_step)
         stats = envs.teacher_stats()
         for key in ("queries", "cache_hits", "llm_calls", "llm_calls_per_1000_steps", "unparsed_steps",
                     "loop_breaks"):
