@@ -105,8 +105,17 @@ def aggregate(groups) -> list[dict]:
             "wall_seconds_to_90_median": median_or_none([run.get("wall_seconds_to_90") for run in trained]),
             "sps_median": float(np.median([run["sps"] for run in trained])) if trained else None,
             "llm_queries": int(sum(run.get("teacher_stats", {}).get("queries", 0) for run in runs)),
+            "return_over_teacher_mean": _return_over_teacher(runs),
         })
     return rows
+
+
+def _return_over_teacher(runs: list[dict]) -> float | None:
+    """Mean over seeds of the student's greedy evaluation return over the teacher-alone return on the same
+    seeds (ppo_teacher runs record both); above 1 the student surpassed its teacher."""
+    ratios = [run["eval_mean_return"] / run["teacher_eval_mean_return"] for run in runs
+              if run.get("teacher_eval_mean_return")]
+    return float(np.mean(ratios)) if ratios else None
 
 
 def _settled_curve(curve: dict, min_episodes: int = 50) -> tuple[list, list]:
@@ -161,14 +170,17 @@ def markdown(rows: list[dict], title: str, plot: str) -> str:
              "seeds with a 95% bootstrap interval and the interquartile mean (IQM); 'sampled': the student's "
              "actions sampled from its policy on the same seeds. Frames and wall seconds to "
              "90%: the first point where the success rate of the last 100 training episodes reached 0.9, "
-             "median over seeds ('not reached' if any seed never did).", "",
-             "| task | method | seeds | final success (95% CI) | IQM | sampled | frames to 90% | wall s to 90% | "
-             "SPS | LLM queries |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "median over seeds ('not reached' if any seed never did). Student / teacher: the student's mean "
+             "greedy evaluation return over the teacher-alone mean return on the same seeds (above 1: the "
+             "student surpassed its teacher).", "",
+             "| task | method | seeds | final success (95% CI) | IQM | sampled | student / teacher | frames to 90% | "
+             "wall s to 90% | SPS | LLM queries |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         low, high = row["final_success_ci95"]
         trained = row["sps_median"] is not None  # the teacher alone has no training to time
         lines.append(f"| {row['task']} | {row['method']} | {row['seeds']} | {row['final_success_mean']:.2f} "
                      f"({low:.2f}-{high:.2f}) | {row['final_success_iqm']:.2f} | {row['final_sampled_success_mean']:.2f} | "
+                     + ("-" if row["return_over_teacher_mean"] is None else f"{row['return_over_teacher_mean']:.2f}") + " | "
                      + (f"{_fmt(row['frames_to_90_median'])} | {_fmt(row['wall_seconds_to_90_median'], 1)} | "
                         f"{_fmt(row['sps_median'])} | " if trained else "- | - | - | ")
                      + f"{row['llm_queries']} |")
