@@ -4,6 +4,7 @@
 #   python algorithms/ppo.py --env-id TeacherWrappers/SimpleDoorKey-v0
 import contextlib
 import json
+import math
 import os
 import pickle
 import random
@@ -31,6 +32,7 @@ from tqdm import tqdm
 
 import teacher_wrappers
 from teacher_wrappers import MemoryMapObservation
+from teacher_wrappers.episodic import RevisitCount
 
 
 @dataclass
@@ -94,11 +96,18 @@ class Args:
     target_kl: float | None = None
     """the target KL divergence threshold"""
 
+    # The agent's network
+    visits: bool = True
+    """show the agent how often it has seen the current memory map this episode (teacher_wrappers.RevisitCount),
+    so that a greedy policy can notice that it is going round in circles"""
+
     # Logging, evaluation and checkpoints
     success_window: int = 100
     """the success rate and return are averaged over the most recent episodes, this many"""
     eval_episodes: int = 100
-    """greedy evaluation episodes at the end, on fixed seeds"""
+    """evaluation episodes at the end (greedy and sampled), on fixed seeds"""
+    eval_envs: int = 32
+    """evaluation episodes played side by side (one batched forward per step)"""
     eval_seed: int = 1_000_000
     """first seed of the evaluation episodes (episode i uses eval_seed + i)"""
     checkpoint_every: int = 50
@@ -222,17 +231,18 @@ def write_atomically(text, path):
     os.replace(tmp, path)
 
 
-def make_env(env_id, idx, capture_video, run_name):
+def make_env(env_id, idx, capture_video, run_name, visits=True):
     def thunk():
         if capture_video and idx == 0:
             env = gym.make(env_id, render_mode="rgb_array")
             env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
         else:
             env = gym.make(env_id)
-        with contextlib.suppress(AttributeError):
+        try:
             env.get_wrapper_attr("memory_map")
-            return env
-        return MemoryMapObservation(env)  # plain MiniGrid envs: the student sees the memory map too
+        except AttributeError:
+            env = MemoryMapObservation(env)  # plain MiniGrid envs: the student sees the memory map too
+        return RevisitCount(env) if visits else env
 
     return thunk
 
@@ -280,15 +290,25 @@ class Egocentric(nn.Module):
         return padded.gather(1, index.long()).view(batch, side, side, channels)
 
 
+def student_obs(obs):
+    """The network's input: the memory map, plus a fifth channel filled with the revisit count if observed."""
+    if "revisits" not in obs:
+        return obs["image"]
+    counts = np.broadcast_to(obs["revisits"][..., None, None, :], obs["image"].shape[:-1] + (1,))
+    return np.concatenate([obs["image"], counts], axis=-1)
+
+
 class Agent(nn.Module):
-    """A small CNN over the one-hot egocentric memory map (object, colour, state, heading per cell)."""
+    """A small CNN over the one-hot egocentric memory map (object, colour, state, heading per cell); the log of
+    the revisit count joins the CNN's features when the observation has it."""
 
     # MiniGrid has 11 object types, 6 colours, 3 door states; channel 3 holds heading + 1 (0: no agent).
     SIZES = (11, 6, 3, 5)
 
     def __init__(self, obs_shape, n_actions):
         super().__init__()
-        width, height, _ = obs_shape
+        width, height, input_channels = obs_shape
+        self.counts = input_channels > len(self.SIZES)
         self.egocentric = Egocentric(width, height)
         self.register_buffer("offsets", torch.tensor(np.cumsum((0,) + self.SIZES[:-1])))
         channels, side = sum(self.SIZES), 2 * max(width, height) - 1
@@ -299,14 +319,17 @@ class Agent(nn.Module):
         )
         with torch.no_grad():
             features = self.encoder(torch.zeros(1, channels, side, side)).shape[1]
-        self.trunk = nn.Sequential(layer_init(nn.Linear(features, 128)), nn.ReLU())
+        self.trunk = nn.Sequential(layer_init(nn.Linear(features + self.counts, 128)), nn.ReLU())
         self.actor = layer_init(nn.Linear(128, n_actions), std=0.01)
         self.critic = layer_init(nn.Linear(128, 1), std=1)
 
     def features(self, x):
-        cells = self.egocentric(x).long() + self.offsets
-        one_hot = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_(3, cells, 1.0)
-        return self.trunk(self.encoder(one_hot.permute(0, 3, 1, 2)))
+        cells = self.egocentric(x[..., : len(self.SIZES)]).long() + self.offsets
+        planes = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_(3, cells, 1.0)
+        features = self.encoder(planes.permute(0, 3, 1, 2))
+        if self.counts:  # every cell of the fifth channel holds the count
+            features = torch.cat([features, torch.log1p(x[:, 0, 0, len(self.SIZES):].float()) / math.log(256)], 1)
+        return self.trunk(features)
 
     def get_value(self, x):
         return self.critic(self.features(x))
@@ -320,27 +343,51 @@ class Agent(nn.Module):
         return action, probs.log_prob(action), probs.entropy(), self.critic(hidden), logits
 
 
-def evaluate(agent, args, device, greedy=True):
-    """The policy on fixed seeds, greedy (argmax) or sampled: (success rate, mean return)."""
-    env = make_env(args.env_id, 1, False, "")()
+def play_episodes(env_fns, seeds, choose_actions, stop=lambda: False):
+    """Plays one episode per seed (episode i on seeds[i]) on a vector env; returns the episodes' returns.
+
+    The sub-envs play side by side and `choose_actions(obs)` picks the actions of all of them at once
+    (one batched forward); a sub-env that finishes starts the next unplayed seed. `stop()` is asked
+    every step so that Ctrl-C ends a long evaluation.
+    """
+    envs = gym.vector.SyncVectorEnv(env_fns[: len(seeds)], autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+    episode = np.arange(envs.num_envs)  # the episode each sub-env plays
+    returns, running = np.zeros(len(seeds)), np.zeros(envs.num_envs)
+    obs, _ = envs.reset(seed=[int(seeds[i]) for i in episode])
+    next_episode, playing = envs.num_envs, np.ones(envs.num_envs, dtype=bool)
+    while playing.any():
+        if stop():
+            envs.close()
+            raise KeyboardInterrupt
+        obs, reward, terminated, truncated, _ = envs.step(choose_actions(obs))
+        running += reward
+        finished = np.logical_or(terminated, truncated)
+        for i in np.flatnonzero(finished & playing):
+            returns[episode[i]], running[i] = running[i], 0.0
+            episode[i], next_episode = next_episode, next_episode + 1
+            playing[i] = episode[i] < len(seeds)
+        if finished.any():  # sub-envs with no episode left restart too: a vector env steps only live episodes
+            restart = [int(seeds[e]) if e < len(seeds) else None for e in episode]
+            obs, _ = envs.reset(seed=restart, options={"reset_mask": finished})
+    envs.close()
+    return returns
+
+
+def evaluate(agent, args, device, greedy=True, stop=lambda: False):
+    """The policy on fixed seeds (episode i on eval_seed + i), greedy (argmax) or sampled:
+    (success rate, mean return)."""
     generator = torch.Generator().manual_seed(args.eval_seed)  # leaves the training RNG untouched
-    successes, returns = 0, []
-    for episode in range(args.eval_episodes):
-        obs, _ = env.reset(seed=args.eval_seed + episode)
-        total, done = 0.0, False
-        while not done:
-            with torch.no_grad():
-                logits = agent.actor(agent.features(torch.as_tensor(obs["image"][None], device=device)))
-            if greedy:
-                action = int(logits.argmax())
-            else:
-                action = int(torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=generator))
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total, done = total + float(reward), terminated or truncated
-        successes += total > 0
-        returns.append(total)
-    env.close()
-    return successes / args.eval_episodes, float(np.mean(returns))
+
+    def choose_actions(obs):
+        with torch.no_grad():
+            logits = agent.actor(agent.features(torch.as_tensor(student_obs(obs), device=device)))
+        if greedy:
+            return logits.argmax(-1).cpu().numpy()
+        return torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=generator).squeeze(1).numpy()
+
+    env_fns = [make_env(args.env_id, 1, False, "", args.visits) for _ in range(args.eval_envs)]
+    returns = play_episodes(env_fns, args.eval_seed + np.arange(args.eval_episodes), choose_actions, stop)
+    return float(np.mean(returns > 0)), float(np.mean(returns))
 
 
 def save_atomically(state, path):
@@ -375,13 +422,13 @@ if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     # env setup: Gymnasium 1.x with same-step autoreset, so the obs after a done starts the next episode
-    env_fns = [make_env(args.env_id, i, args.capture_video, run_name) for i in range(args.num_envs)]
+    env_fns = [make_env(args.env_id, i, args.capture_video, run_name, args.visits) for i in range(args.num_envs)]
     if args.async_envs:
         envs = gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     else:
         envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action space is supported"
-    obs_shape = envs.single_observation_space["image"].shape
+    obs_shape = student_obs({key: space.sample() for key, space in envs.single_observation_space.items()}).shape
     n_actions = int(envs.single_action_space.n)
 
     agent = Agent(obs_shape, n_actions).to(device)
@@ -421,7 +468,7 @@ if __name__ == "__main__":
             next_obs_dict = checkpoint["next_obs"]
         else:  # async sub-envs (other processes) and video recorders cannot be saved: fresh episodes
             next_obs_dict, _ = envs.reset(seed=args.seed + start_iteration)
-    next_obs = torch.as_tensor(next_obs_dict["image"]).to(device)
+    next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
     next_done = torch.zeros(args.num_envs).to(device) if checkpoint is None else checkpoint["next_done"].to(device)
 
     # only now: a checkpoint refused above leaves the run's TensorBoard events as they were
@@ -486,7 +533,7 @@ if __name__ == "__main__":
             next_obs_dict, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
             next_done_np = np.logical_or(terminations, truncations)
             rewards[step] = torch.tensor(reward).to(device).view(-1)
-            next_obs = torch.as_tensor(next_obs_dict["image"]).to(device)
+            next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
             next_done = torch.Tensor(next_done_np).to(device)
 
             episode_returns += reward
@@ -619,8 +666,16 @@ if __name__ == "__main__":
         sys.exit(130)
 
     wall_seconds = wall_before + time.time() - start_time
-    eval_success, eval_return = evaluate(agent, args, device)
-    sampled_success, sampled_return = evaluate(agent, args, device, greedy=False)
+    print(f"evaluating on {args.eval_episodes} fixed seeds ...", file=sys.stderr)
+    try:
+        eval_success, eval_return = evaluate(agent, args, device, stop=lambda: interrupted)
+        sampled_success, sampled_return = evaluate(agent, args, device, greedy=False, stop=lambda: interrupted)
+    except KeyboardInterrupt:
+        print(f"interrupted during the final evaluation: no summary written; the trained model is in "
+              f"{run_path / 'checkpoints' / 'latest.pt'}", file=sys.stderr)
+        envs.close()
+        writer.close()
+        sys.exit(130)
     writer.add_scalar("eval/success_rate", eval_success, global_step)
     writer.add_scalar("eval/mean_return", eval_return, global_step)
     writer.add_scalar("eval/sampled_success_rate", sampled_success, global_step)

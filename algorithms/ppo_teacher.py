@@ -5,6 +5,7 @@
 #   python algorithms/ppo_teacher.py --env-id TeacherWrappers/SimpleDoorKey-v0 --planner recorded
 import contextlib
 import json
+import math
 import os
 import pickle
 import random
@@ -32,10 +33,12 @@ from tqdm import tqdm
 
 import teacher_wrappers
 from teacher_wrappers import MemoryMapObservation, TeacherWrapper
+from teacher_wrappers.episodic import RevisitCount
 from teacher_wrappers.planners import PLANNERS
 from teacher_wrappers.wrapper import TeacherVectorWrapper
 
 SCHEDULES = ("reference", "linear", "adaptive")
+DISTILL_FROM = ("on-policy", "successes")
 
 
 @dataclass
@@ -124,12 +127,31 @@ class Args:
     """linear and adaptive schedules: lambda reaches 0 after this many frames"""
     teacher_eval_episodes: int = 20
     """adaptive schedule: episodes of the teacher acting alone, to measure its return"""
+    distill_from: str = "on-policy"
+    """states the student imitates the teacher on: 'on-policy' (every state of the rollout) or 'successes'
+    (states of the student's own successful episodes, from a replay buffer)"""
+    success_buffer_size: int = 20_000
+    """distill_from successes: states kept (the oldest go first)"""
+    success_buffer_min: int = 1_024
+    """distill_from successes: on-policy states are used until the buffer holds this many"""
+    q_filter: bool = False
+    """trust the teacher only where a learned Q agrees: its actions valued below the student's own choice (by more
+    than q_filter_margin) are dropped from the target (after Nair et al. 2018's Q-filter)"""
+    q_filter_margin: float = 0.05
+    """q_filter: how much lower (in return) than the student's choice a suggestion may be valued and still be trusted"""
+
+    # The student's network
+    visits: bool = True
+    """show the student how often it has seen the current memory map this episode (teacher_wrappers.RevisitCount),
+    so that a greedy policy can notice that it is going round in circles"""
 
     # Logging, evaluation and checkpoints
     success_window: int = 100
     """the success rate and return are averaged over the most recent episodes, this many"""
     eval_episodes: int = 100
-    """greedy evaluation episodes at the end, on fixed seeds"""
+    """evaluation episodes at the end (greedy, sampled, and the teacher alone), on fixed seeds"""
+    eval_envs: int = 32
+    """evaluation episodes played side by side (one batched forward per step)"""
     eval_seed: int = 1_000_000
     """first seed of the evaluation episodes (episode i uses eval_seed + i)"""
     checkpoint_every: int = 50
@@ -172,6 +194,8 @@ def validate(args):
         fail(f"unknown planner {args.planner!r}; valid planners: {', '.join(PLANNERS)}")
     if args.schedule not in SCHEDULES:
         fail(f"unknown schedule {args.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
+    if args.distill_from not in DISTILL_FROM:
+        fail(f"unknown --distill-from {args.distill_from!r}; valid: {', '.join(DISTILL_FROM)}")
     for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs"):
         if getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -273,17 +297,18 @@ def restore_teacher(teacher, checkpoint):
     teacher.planner.queries = checkpoint["planner_queries"]
 
 
-def make_env(env_id, idx, capture_video, run_name):
+def make_env(env_id, idx, capture_video, run_name, visits=True):
     def thunk():
         if capture_video and idx == 0:
             env = gym.make(env_id, render_mode="rgb_array")
             env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
         else:
             env = gym.make(env_id)
-        with contextlib.suppress(AttributeError):
+        try:
             env.get_wrapper_attr("memory_map")
-            return env
-        return MemoryMapObservation(env)  # plain MiniGrid envs: the student sees the memory map too
+        except AttributeError:
+            env = MemoryMapObservation(env)  # plain MiniGrid envs: the student sees the memory map too
+        return RevisitCount(env) if visits else env
 
     return thunk
 
@@ -331,15 +356,25 @@ class Egocentric(nn.Module):
         return padded.gather(1, index.long()).view(batch, side, side, channels)
 
 
+def student_obs(obs):
+    """The network's input: the memory map, plus a fifth channel filled with the revisit count if observed."""
+    if "revisits" not in obs:
+        return obs["image"]
+    counts = np.broadcast_to(obs["revisits"][..., None, None, :], obs["image"].shape[:-1] + (1,))
+    return np.concatenate([obs["image"], counts], axis=-1)
+
+
 class Agent(nn.Module):
-    """A small CNN over the one-hot egocentric memory map (object, colour, state, heading per cell)."""
+    """A small CNN over the one-hot egocentric memory map (object, colour, state, heading per cell); the log of
+    the revisit count joins the CNN's features when the observation has it."""
 
     # MiniGrid has 11 object types, 6 colours, 3 door states; channel 3 holds heading + 1 (0: no agent).
     SIZES = (11, 6, 3, 5)
 
-    def __init__(self, obs_shape, n_actions):
+    def __init__(self, obs_shape, n_actions, q_head=False):
         super().__init__()
-        width, height, _ = obs_shape
+        width, height, input_channels = obs_shape
+        self.counts = input_channels > len(self.SIZES)
         self.egocentric = Egocentric(width, height)
         self.register_buffer("offsets", torch.tensor(np.cumsum((0,) + self.SIZES[:-1])))
         channels, side = sum(self.SIZES), 2 * max(width, height) - 1
@@ -350,14 +385,20 @@ class Agent(nn.Module):
         )
         with torch.no_grad():
             features = self.encoder(torch.zeros(1, channels, side, side)).shape[1]
-        self.trunk = nn.Sequential(layer_init(nn.Linear(features, 128)), nn.ReLU())
+        self.trunk = nn.Sequential(layer_init(nn.Linear(features + self.counts, 128)), nn.ReLU())
         self.actor = layer_init(nn.Linear(128, n_actions), std=0.01)
         self.critic = layer_init(nn.Linear(128, 1), std=1)
+        # Q(s, a) for every action, regressed on the returns of the actions taken: judges the teacher's suggestions.
+        # It starts near 0 everywhere, so that the Q-filter trusts every suggestion until Q has learned something.
+        self.q = layer_init(nn.Linear(128, n_actions), std=0.01) if q_head else None
 
     def features(self, x):
-        cells = self.egocentric(x).long() + self.offsets
-        one_hot = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_(3, cells, 1.0)
-        return self.trunk(self.encoder(one_hot.permute(0, 3, 1, 2)))
+        cells = self.egocentric(x[..., : len(self.SIZES)]).long() + self.offsets
+        planes = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_(3, cells, 1.0)
+        features = self.encoder(planes.permute(0, 3, 1, 2))
+        if self.counts:  # every cell of the fifth channel holds the count
+            features = torch.cat([features, torch.log1p(x[:, 0, 0, len(self.SIZES):].float()) / math.log(256)], 1)
+        return self.trunk(features)
 
     def get_value(self, x):
         return self.critic(self.features(x))
@@ -368,24 +409,57 @@ class Agent(nn.Module):
         probs = Categorical(logits=logits)
         if action is None:
             action = probs.sample()
-        return action, probs.log_prob(action), probs.entropy(), self.critic(hidden), logits
+        return action, probs.log_prob(action), probs.entropy(), self.critic(hidden), logits, hidden
 
 
-def teacher_alone_return(args, planner, episodes):
-    """Mean return of the teacher acting alone (actions sampled from its suggestions)."""
-    env = TeacherWrapper(make_env(args.env_id, 1, False, "")(), planner=planner)
+class SuccessBuffer:
+    """States of the student's own successful episodes with the teacher's suggestions there (a ring buffer).
+
+    Imitating the teacher on every visited state also teaches its mistakes (an LLM plan that drops the right
+    key for the wrong one); on states that led to success its advice was, at least, not fatal.
+    """
+
+    def __init__(self, capacity, obs_shape, n_actions):
+        self.obs = np.zeros((capacity,) + obs_shape, dtype=np.uint8)
+        self.teacher = np.zeros((capacity, n_actions), dtype=np.float32)
+        self.size, self.next = 0, 0
+
+    def add(self, obs, teacher):
+        for start in range(0, len(obs), len(self.obs)):
+            chunk = slice(start, start + len(self.obs))
+            count = len(obs[chunk])
+            index = (self.next + np.arange(count)) % len(self.obs)
+            self.obs[index], self.teacher[index] = obs[chunk], teacher[chunk]
+            self.next, self.size = (self.next + count) % len(self.obs), min(self.size + count, len(self.obs))
+
+    def sample(self, count, device):
+        index = torch.randint(self.size, (count,)).numpy()
+        return torch.as_tensor(self.obs[index], device=device), torch.as_tensor(self.teacher[index], device=device)
+
+
+def distillation_target(teacher, logits, q, margin):
+    """The teacher's suggestion; with a Q-filter, only its actions valued about as high as the student's choice."""
+    if q is None:
+        return teacher
+    q = q.detach()
+    trusted = q >= q.gather(1, logits.detach().argmax(-1, keepdim=True)) - margin
+    target = teacher * trusted
+    return target / target.sum(-1, keepdim=True).clamp_min(1e-8)  # a row with nothing trusted is all 0: no loss
+
+
+def teacher_alone_returns(args, planner, seeds, stop=lambda: False):
+    """Returns of the teacher acting alone (actions sampled from its suggestions), one episode per seed."""
     rng = np.random.default_rng(args.seed)
-    returns = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=args.eval_seed + 10_000 + episode)
-        total, done = 0.0, False
-        while not done:
-            probs = obs["teacher_probs"].astype(np.float64)
-            obs, reward, terminated, truncated, _ = env.step(int(rng.choice(len(probs), p=probs / probs.sum())))
-            total, done = total + float(reward), terminated or truncated
-        returns.append(total)
-    env.close()
-    return float(np.mean(returns))
+
+    def choose_actions(obs):
+        cumulative = np.cumsum(obs["teacher_probs"], axis=1)
+        draws = rng.random(len(cumulative))[:, None] * cumulative[:, -1:]
+        return np.minimum((cumulative <= draws).sum(1), cumulative.shape[1] - 1)
+
+    def make_teacher_env():
+        return TeacherWrapper(make_env(args.env_id, 1, False, "", args.visits)(), planner=planner)
+
+    return play_episodes([make_teacher_env] * args.eval_envs, seeds, choose_actions, stop)
 
 
 def distillation_weight(args, iteration, global_step, recent_return, teacher_return):
@@ -405,27 +479,51 @@ def distillation_weight(args, iteration, global_step, recent_return, teacher_ret
     return args.lambda_start * deadline * float(np.clip(1.0 - recent_return / teacher_return, 0.0, 1.0))
 
 
-def evaluate(agent, args, device, greedy=True):
-    """The policy on fixed seeds, greedy (argmax) or sampled: (success rate, mean return)."""
-    env = make_env(args.env_id, 1, False, "")()
+def play_episodes(env_fns, seeds, choose_actions, stop=lambda: False):
+    """Plays one episode per seed (episode i on seeds[i]) on a vector env; returns the episodes' returns.
+
+    The sub-envs play side by side and `choose_actions(obs)` picks the actions of all of them at once
+    (one batched forward); a sub-env that finishes starts the next unplayed seed. `stop()` is asked
+    every step so that Ctrl-C ends a long evaluation.
+    """
+    envs = gym.vector.SyncVectorEnv(env_fns[: len(seeds)], autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+    episode = np.arange(envs.num_envs)  # the episode each sub-env plays
+    returns, running = np.zeros(len(seeds)), np.zeros(envs.num_envs)
+    obs, _ = envs.reset(seed=[int(seeds[i]) for i in episode])
+    next_episode, playing = envs.num_envs, np.ones(envs.num_envs, dtype=bool)
+    while playing.any():
+        if stop():
+            envs.close()
+            raise KeyboardInterrupt
+        obs, reward, terminated, truncated, _ = envs.step(choose_actions(obs))
+        running += reward
+        finished = np.logical_or(terminated, truncated)
+        for i in np.flatnonzero(finished & playing):
+            returns[episode[i]], running[i] = running[i], 0.0
+            episode[i], next_episode = next_episode, next_episode + 1
+            playing[i] = episode[i] < len(seeds)
+        if finished.any():  # sub-envs with no episode left restart too: a vector env steps only live episodes
+            restart = [int(seeds[e]) if e < len(seeds) else None for e in episode]
+            obs, _ = envs.reset(seed=restart, options={"reset_mask": finished})
+    envs.close()
+    return returns
+
+
+def evaluate(agent, args, device, greedy=True, stop=lambda: False):
+    """The policy on fixed seeds (episode i on eval_seed + i), greedy (argmax) or sampled:
+    (success rate, mean return)."""
     generator = torch.Generator().manual_seed(args.eval_seed)  # leaves the training RNG untouched
-    successes, returns = 0, []
-    for episode in range(args.eval_episodes):
-        obs, _ = env.reset(seed=args.eval_seed + episode)
-        total, done = 0.0, False
-        while not done:
-            with torch.no_grad():
-                logits = agent.actor(agent.features(torch.as_tensor(obs["image"][None], device=device)))
-            if greedy:
-                action = int(logits.argmax())
-            else:
-                action = int(torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=generator))
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total, done = total + float(reward), terminated or truncated
-        successes += total > 0
-        returns.append(total)
-    env.close()
-    return successes / args.eval_episodes, float(np.mean(returns))
+
+    def choose_actions(obs):
+        with torch.no_grad():
+            logits = agent.actor(agent.features(torch.as_tensor(student_obs(obs), device=device)))
+        if greedy:
+            return logits.argmax(-1).cpu().numpy()
+        return torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=generator).squeeze(1).numpy()
+
+    env_fns = [make_env(args.env_id, 1, False, "", args.visits) for _ in range(args.eval_envs)]
+    returns = play_episodes(env_fns, args.eval_seed + np.arange(args.eval_episodes), choose_actions, stop)
+    return float(np.mean(returns > 0)), float(np.mean(returns))
 
 
 def save_atomically(state, path):
@@ -460,7 +558,7 @@ if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     # env setup: Gymnasium 1.x with same-step autoreset, so the obs after a done starts the next episode
-    env_fns = [make_env(args.env_id, i, args.capture_video, run_name) for i in range(args.num_envs)]
+    env_fns = [make_env(args.env_id, i, args.capture_video, run_name, args.visits) for i in range(args.num_envs)]
     if args.async_envs:
         envs = gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     else:
@@ -470,14 +568,15 @@ if __name__ == "__main__":
     except (ValueError, TypeError, ConnectionError, OSError, RuntimeError) as error:
         fail(f"cannot build the {args.planner!r} teacher: {error}")
     assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action space is supported"
-    obs_shape = envs.single_observation_space["image"].shape
+    obs_shape = student_obs({key: space.sample() for key, space in envs.single_observation_space.items()}).shape
     n_actions = int(envs.single_action_space.n)
 
-    agent = Agent(obs_shape, n_actions).to(device)
+    agent = Agent(obs_shape, n_actions, q_head=args.q_filter).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
     teacher_return = 0.0
     if args.schedule == "adaptive":
-        teacher_return = teacher_alone_return(args, envs.teacher.planner, args.teacher_eval_episodes)
+        seeds = args.eval_seed + 10_000 + np.arange(args.teacher_eval_episodes)
+        teacher_return = float(np.mean(teacher_alone_returns(args, envs.teacher.planner, seeds)))
 
     # ALGO Logic: Storage setup
     obs = torch.zeros((args.num_steps, args.num_envs) + obs_shape, dtype=torch.uint8).to(device)
@@ -486,6 +585,8 @@ if __name__ == "__main__":
     logprobs = torch.zeros((args.num_steps, args.num_envs)).to(device)
     rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
     dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    successes = SuccessBuffer(args.success_buffer_size, obs_shape, n_actions) if args.distill_from == "successes" else None
+    episode_states = [[] for _ in range(args.num_envs)]  # (obs, teacher_probs) of each env's current episode
     values = torch.zeros((args.num_steps, args.num_envs)).to(device)
 
     # TRY NOT TO MODIFY: start the game
@@ -510,6 +611,7 @@ if __name__ == "__main__":
         episode_returns, episode_lengths = checkpoint["episode_returns"], checkpoint["episode_lengths"]
         recent.extend(checkpoint["recent"])
         curve = checkpoint["curve"]
+        successes, episode_states = checkpoint["successes"], checkpoint["episode_states"]
         restore_teacher(envs.teacher, checkpoint)
         if checkpoint["envs"] is not None and not args.async_envs:
             envs.env.envs = pickle.loads(checkpoint["envs"])
@@ -517,7 +619,7 @@ if __name__ == "__main__":
             next_obs_dict = checkpoint["next_obs"]
         else:  # async sub-envs (other processes) and video recorders cannot be saved: fresh episodes
             next_obs_dict, _ = envs.reset(seed=args.seed + start_iteration)
-    next_obs = torch.as_tensor(next_obs_dict["image"]).to(device)
+    next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
     next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
     next_done = torch.zeros(args.num_envs).to(device) if checkpoint is None else checkpoint["next_done"].to(device)
 
@@ -546,6 +648,7 @@ if __name__ == "__main__":
             "teacher_visits": envs.visits_state(), "next_obs": next_obs_dict, "next_done": next_done.cpu(),
             "teacher_stats": asdict(envs.teacher.stats), "teacher_memo": dict(envs.teacher.memo),
             "planner_queries": envs.teacher.planner.queries,
+            "successes": successes, "episode_states": episode_states,
         }
 
     start_time = time.time()
@@ -580,7 +683,7 @@ if __name__ == "__main__":
 
             # ALGO LOGIC: action logic
             with torch.inference_mode():
-                action, logprob, _, value, _ = agent.get_action_and_value(next_obs)
+                action, logprob, _, value, _, _ = agent.get_action_and_value(next_obs)
                 values[step] = value.flatten()
             actions[step] = action
             logprobs[step] = logprob
@@ -589,7 +692,10 @@ if __name__ == "__main__":
             next_obs_dict, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
             next_done_np = np.logical_or(terminations, truncations)
             rewards[step] = torch.tensor(reward).to(device).view(-1)
-            next_obs = torch.as_tensor(next_obs_dict["image"]).to(device)
+            if successes is not None and lam > 0:
+                for i in range(args.num_envs):
+                    episode_states[i].append((obs[step, i].cpu().numpy(), teacher_probs[step, i].cpu().numpy()))
+            next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
             next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
             next_done = torch.Tensor(next_done_np).to(device)
 
@@ -598,6 +704,10 @@ if __name__ == "__main__":
             for i in np.flatnonzero(next_done_np):
                 success = bool(reward[i] > 0)  # every task here rewards success and only success
                 recent.append((success, episode_returns[i]))
+                if success and episode_states[i]:
+                    states, suggestions = zip(*episode_states[i])
+                    successes.add(np.stack(states), np.stack(suggestions))
+                episode_states[i] = []
                 writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
                 writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
                 episode_returns[i], episode_lengths[i] = 0.0, 0
@@ -636,7 +746,7 @@ if __name__ == "__main__":
                 end = start + args.minibatch_size
                 mb_inds = b_inds[start:end]
 
-                _, newlogprob, entropy, newvalue, logits = agent.get_action_and_value(
+                _, newlogprob, entropy, newvalue, logits, hidden = agent.get_action_and_value(
                     b_obs[mb_inds], b_actions.long()[mb_inds])
                 logratio = newlogprob - b_logprobs[mb_inds]
                 ratio = logratio.exp()
@@ -671,16 +781,30 @@ if __name__ == "__main__":
                 else:
                     v_loss = 0.5 * ((newvalue - b_returns[mb_inds]) ** 2).mean()
 
-                # Distillation: KL(teacher || student) on the states the student visited
-                mb_teacher = b_teacher[mb_inds]
-                log_student = F.log_softmax(logits, dim=-1)
-                teacher_kl = (torch.xlogy(mb_teacher, mb_teacher) - mb_teacher * log_student).sum(-1).mean()
+                # Q(s, a_taken) regressed on the return, for the Q-filter
+                q_loss = torch.zeros((), device=device)
+                if agent.q is not None:
+                    q_taken = agent.q(hidden).gather(1, b_actions.long()[mb_inds, None]).squeeze(1)
+                    q_loss = 0.5 * ((q_taken - b_returns[mb_inds]) ** 2).mean()
+
+                # Distillation: KL(teacher || student) on the states the student visited, or on states of its own
+                # successful episodes once the buffer holds enough of them
+                mb_teacher, kl_hidden, kl_logits = b_teacher[mb_inds], hidden, logits
+                if lam > 0 and successes is not None and successes.size >= args.success_buffer_min:
+                    kl_obs, mb_teacher = successes.sample(args.minibatch_size, device)
+                    kl_hidden = agent.features(kl_obs)
+                    kl_logits = agent.actor(kl_hidden)
+                target = distillation_target(mb_teacher, kl_logits, None if agent.q is None else agent.q(kl_hidden),
+                                             args.q_filter_margin)
+                log_student = F.log_softmax(kl_logits, dim=-1)
+                teacher_kl = (torch.xlogy(target, target) - target * log_student).sum(-1).mean()
                 with torch.no_grad():
                     teacher_kls.append(teacher_kl.item())
-                    agreements.append((logits.argmax(-1) == mb_teacher.argmax(-1)).float().mean().item())
+                    agreements.append((kl_logits.argmax(-1) == mb_teacher.argmax(-1)).float().mean().item())
 
                 entropy_loss = entropy.mean()
-                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef + lam * teacher_kl
+                loss = (pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef + q_loss * args.vf_coef
+                        + lam * teacher_kl)
 
                 optimizer.zero_grad()
                 loss.backward()
@@ -743,8 +867,20 @@ if __name__ == "__main__":
         sys.exit(130)
 
     wall_seconds = wall_before + time.time() - start_time
-    eval_success, eval_return = evaluate(agent, args, device)
-    sampled_success, sampled_return = evaluate(agent, args, device, greedy=False)
+    print(f"evaluating on {args.eval_episodes} fixed seeds ...", file=sys.stderr)
+    try:
+        eval_success, eval_return = evaluate(agent, args, device, stop=lambda: interrupted)
+        sampled_success, sampled_return = evaluate(agent, args, device, greedy=False, stop=lambda: interrupted)
+        # the teacher alone on the same seeds: student / teacher return above 1 means the student surpassed it
+        teacher_eval_returns = teacher_alone_returns(args, envs.teacher.planner,
+                                                     args.eval_seed + np.arange(args.eval_episodes),
+                                                     stop=lambda: interrupted)
+    except KeyboardInterrupt:
+        print(f"interrupted during the final evaluation: no summary written; the trained model is in "
+              f"{run_path / 'checkpoints' / 'latest.pt'}", file=sys.stderr)
+        envs.close()
+        writer.close()
+        sys.exit(130)
     writer.add_scalar("eval/success_rate", eval_success, global_step)
     writer.add_scalar("eval/mean_return", eval_return, global_step)
     writer.add_scalar("eval/sampled_success_rate", sampled_success, global_step)
@@ -760,6 +896,8 @@ if __name__ == "__main__":
         "frames_to_90": None if hit is None else curve["frames"][hit],
         "wall_seconds_to_90": None if hit is None else curve["wall_seconds"][hit],
         "teacher_alone_return": teacher_return if args.schedule == "adaptive" else None,
+        "teacher_eval_success_rate": float(np.mean(teacher_eval_returns > 0)),
+        "teacher_eval_mean_return": float(np.mean(teacher_eval_returns)),
         "teacher_stats": envs.teacher_stats(), "learning_curve": curve, "args": asdict(args),
     }
     write_atomically(json.dumps(summary, indent=1), run_path / "summary.json")
