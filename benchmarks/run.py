@@ -271,7 +271,11 @@ class Sweep:
 
     def acquire(self) -> None:
         """An flock on <out>/.sweep.lock, shared with every child: held while any of them lives."""
-        import fcntl
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock, say so
+            print(f"warning: no file locking here; make sure no other sweep uses {self.out}", file=sys.stderr)
+            return
 
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / LOCK_NAME
@@ -347,11 +351,12 @@ def execute(run: Run, args: Args, resume: bool = False) -> tuple[str, str]:
         try:
             code = proc.wait()
         except BaseException:  # ray.cancel in a Ray worker: stop the run with its workers, then go
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
             raise
         finally:
             sweep.finished(proc)
