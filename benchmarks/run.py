@@ -125,14 +125,15 @@ def script_module(script: str):
 
 def command(run: Run, args: Args) -> list[str]:
     if run.script == "teacher":
-        call = f"teacher_run({run.task!r}, {run.planner!r}, {args.teacher_episodes}, {run.seed}, {args.out!r})"
+        out = os.path.abspath(args.out)  # the children run in the repository root
+        call = f"teacher_run({run.task!r}, {run.planner!r}, {args.teacher_episodes}, {run.seed}, {out!r})"
         return [sys.executable, "-c", f"from benchmarks.run import teacher_run; {call}"]
     return [sys.executable, str(ROOT / "algorithms" / f"{run.script}.py"), *script_flags(run, args)]
 
 
 def script_flags(run: Run, args: Args) -> list[str]:
     flags = ["--env-id", env_id(run.task), "--seed", str(run.seed), "--total-timesteps", str(args.total_timesteps),
-             "--run-dir", args.out, "--run-name", run.name, "--no-progress", "--checkpoint-every", "0"]
+             "--run-dir", os.path.abspath(args.out), "--run-name", run.name, "--no-progress", "--checkpoint-every", "0"]
     if run.planner:
         flags += ["--planner", run.planner]
     return flags + shlex.split(args.extra)
