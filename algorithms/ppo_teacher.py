@@ -35,7 +35,7 @@ import teacher_wrappers
 from teacher_wrappers import MemoryMapObservation, TeacherWrapper
 from teacher_wrappers.episodic import RevisitCount
 from teacher_wrappers.planners import PLANNERS
-from teacher_wrappers.wrapper import TeacherVectorWrapper
+from teacher_wrappers.wrapper import make_teacher_vector_env
 
 SCHEDULES = ("reference", "linear", "adaptive")
 DISTILL_FROM = ("on-policy", "successes")
@@ -176,7 +176,7 @@ class Args:
 SCRIPT = os.path.basename(__file__)
 # Settings that do not change the training: a resumed run may set them anew.
 RESUME_FREE = {"resume", "resume_allow_budget_change", "progress", "run_name", "run_dir", "track", "wandb_project_name",
-               "wandb_entity", "checkpoint_every", "eval_episodes", "eval_seed", "eval_envs",
+               "wandb_entity", "checkpoint_every", "eval_episodes", "eval_seed",
                "batch_size", "minibatch_size", "num_iterations"}  # the last three follow from the others
 
 
@@ -558,13 +558,12 @@ if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     # env setup: Gymnasium 1.x with same-step autoreset, so the obs after a done starts the next episode
+    # (with --async-envs, a planner that costs no LLM call runs in every sub-env process: see make_teacher_vector_env)
     env_fns = [make_env(args.env_id, i, args.capture_video, run_name, args.visits) for i in range(args.num_envs)]
-    if args.async_envs:
-        envs = gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    else:
-        envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     try:
-        envs = TeacherVectorWrapper(envs, planner=args.planner, planner_kwargs=planner_kwargs(args))
+        envs = make_teacher_vector_env(env_fns, planner=args.planner, planner_kwargs=planner_kwargs(args),
+                                       asynchronous=args.async_envs,
+                                       autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     except (ValueError, TypeError, ConnectionError, OSError, RuntimeError) as error:
         fail(f"cannot build the {args.planner!r} teacher: {error}")
     assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action space is supported"
@@ -646,9 +645,9 @@ if __name__ == "__main__":
             "recent": list(recent), "curve": {key: list(value) for key, value in curve.items()},
             "envs": None if args.async_envs or args.capture_video else pickle.dumps(envs.env.envs),
             "teacher_visits": envs.visits_state(), "next_obs": next_obs_dict, "next_done": next_done.cpu(),
+            "successes": successes, "episode_states": episode_states,
             "teacher_stats": asdict(envs.teacher.stats), "teacher_memo": dict(envs.teacher.memo),
             "planner_queries": envs.teacher.planner.queries,
-            "successes": successes, "episode_states": episode_states,
         }
 
     start_time = time.time()

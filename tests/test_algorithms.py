@@ -64,7 +64,7 @@ def test_distillation_pulls_the_student_towards_the_teacher(tmp_path):
     kl = scalars(tmp_path / "runs/d")["teacher/kl"]
     mean = lambda values: sum(values) / len(values)  # noqa: E731
     # The student starts near uniform; the teacher term alone moves its argmax onto the teacher's.
-    assert mean(agreement[-5:]) > mean(agreement[:5]) + 0.1, agreement
+    assert mean(agreement[-5:]) > mean(agreement[:5]) + 0.05, agreement
     assert mean(kl[-5:]) < 0.85 * mean(kl[:3]), kl
 
 
