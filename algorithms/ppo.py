@@ -132,7 +132,7 @@ class Args:
 SCRIPT = os.path.basename(__file__)
 # Settings that do not change the training: a resumed run may set them anew.
 RESUME_FREE = {"resume", "resume_allow_budget_change", "progress", "run_name", "run_dir", "track", "wandb_project_name",
-               "wandb_entity", "checkpoint_every", "eval_episodes", "eval_seed",
+               "wandb_entity", "checkpoint_every", "eval_episodes", "eval_seed", "eval_envs",
                "batch_size", "minibatch_size", "num_iterations"}  # the last three follow from the others
 
 

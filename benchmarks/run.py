@@ -125,14 +125,15 @@ def script_module(script: str):
 
 def command(run: Run, args: Args) -> list[str]:
     if run.script == "teacher":
-        call = f"teacher_run({run.task!r}, {run.planner!r}, {args.teacher_episodes}, {run.seed}, {args.out!r})"
+        out = os.path.abspath(args.out)  # the children run in the repository root
+        call = f"teacher_run({run.task!r}, {run.planner!r}, {args.teacher_episodes}, {run.seed}, {out!r})"
         return [sys.executable, "-c", f"from benchmarks.run import teacher_run; {call}"]
     return [sys.executable, str(ROOT / "algorithms" / f"{run.script}.py"), *script_flags(run, args)]
 
 
 def script_flags(run: Run, args: Args) -> list[str]:
     flags = ["--env-id", env_id(run.task), "--seed", str(run.seed), "--total-timesteps", str(args.total_timesteps),
-             "--run-dir", args.out, "--run-name", run.name, "--no-progress", "--checkpoint-every", "0"]
+             "--run-dir", os.path.abspath(args.out), "--run-name", run.name, "--no-progress", "--checkpoint-every", "0"]
     if run.planner:
         flags += ["--planner", run.planner]
     return flags + shlex.split(args.extra)
@@ -271,7 +272,11 @@ class Sweep:
 
     def acquire(self) -> None:
         """An flock on <out>/.sweep.lock, shared with every child: held while any of them lives."""
-        import fcntl
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock, say so
+            print(f"warning: no file locking here; make sure no other sweep uses {self.out}", file=sys.stderr)
+            return
 
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / LOCK_NAME
@@ -347,11 +352,12 @@ def execute(run: Run, args: Args, resume: bool = False) -> tuple[str, str]:
         try:
             code = proc.wait()
         except BaseException:  # ray.cancel in a Ray worker: stop the run with its workers, then go
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
             raise
         finally:
             sweep.finished(proc)

@@ -42,7 +42,10 @@ class Args:
 
 
 def env_id(task: str) -> str:
-    return task if "/" in task or task.startswith("MiniGrid") else f"{teacher_wrappers.NAMESPACE}/{task}-v0"
+    """A task name (SimpleDoorKey) as its id; ids (MiniGrid-..., BabyAI-..., any registered one) as they are."""
+    if "/" in task or task.startswith(("MiniGrid", "BabyAI")) or task in gym.registry:
+        return task
+    return f"{teacher_wrappers.NAMESPACE}/{task}-v0"
 
 
 def evaluate(task: str, planner: str, episodes: int, seed: int = 0, greedy: bool = False,

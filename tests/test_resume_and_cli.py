@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from llm_fixtures import FakeServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +24,7 @@ def run(script, *args, cwd, env=None):
     """The script on this checkout's library (PYTHONPATH), with tests/ importable for test envs."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", **(env or {})}
     return subprocess.run([sys.executable, str(ROOT / "algorithms" / script), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def one_line_error(proc, code):
