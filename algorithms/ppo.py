@@ -33,6 +33,7 @@ from tqdm import tqdm
 import teacher_wrappers
 from teacher_wrappers import MemoryMapObservation
 from teacher_wrappers.episodic import RevisitCount
+from teacher_wrappers.vector import make_vector_env
 
 
 @dataclass
@@ -68,7 +69,7 @@ class Args:
     num_envs: int = 16
     """the number of parallel game environments"""
     async_envs: bool = False
-    """run the environments in subprocesses (AsyncVectorEnv) instead of in this process"""
+    """run the environments in worker processes, one per usable core (teacher_wrappers.vector.make_vector_env), instead of in this process"""
     num_steps: int = 32
     """the number of steps to run in each environment per policy rollout"""
     anneal_lr: bool = True
@@ -423,10 +424,7 @@ if __name__ == "__main__":
 
     # env setup: Gymnasium 1.x with same-step autoreset, so the obs after a done starts the next episode
     env_fns = [make_env(args.env_id, i, args.capture_video, run_name, args.visits) for i in range(args.num_envs)]
-    if args.async_envs:
-        envs = gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    else:
-        envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    envs = make_vector_env(env_fns, asynchronous=args.async_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action space is supported"
     obs_shape = student_obs({key: space.sample() for key, space in envs.single_observation_space.items()}).shape
     n_actions = int(envs.single_action_space.n)

@@ -49,6 +49,7 @@ def envs_only(env_id: str, planner: str | None, frames: int, num_envs: int, asyn
     import numpy as np
 
     import teacher_wrappers  # noqa: F401  (registers the tasks)
+    from teacher_wrappers.vector import make_vector_env
     from teacher_wrappers.wrapper import make_teacher_vector_env
 
     fns = [lambda: gym.make(env_id)] * num_envs
@@ -56,7 +57,7 @@ def envs_only(env_id: str, planner: str | None, frames: int, num_envs: int, asyn
     if planner:
         envs = make_teacher_vector_env(fns, planner=planner, asynchronous=asynchronous, **mode)
     else:
-        envs = (gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv)(fns, **mode)
+        envs = make_vector_env(fns, asynchronous, **mode)
     rng = np.random.default_rng(0)
     envs.reset(seed=list(range(num_envs)))
     steps = frames // num_envs

@@ -12,6 +12,7 @@ from minigrid.minigrid_env import MiniGridEnv
 from teacher_wrappers.memory import MemoryMap, partial_view
 from teacher_wrappers.planners import Planner
 from teacher_wrappers.teacher import Teacher
+from teacher_wrappers.vector import make_vector_env
 
 
 def _teacher_for(env_unwrapped, planner: Planner | str, planner_kwargs: dict | None) -> Teacher:
@@ -236,14 +237,16 @@ def _with_teacher(env_fn: Callable[[], gym.Env], planner: Planner | str, planner
 
 def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: Planner | str = "recorded",
                             planner_kwargs: dict | None = None, asynchronous: bool = False,
-                            **vector_kwargs) -> TeacherVectorWrapper | TeacherWorkersVectorEnv:
+                            workers: int | None = None, **vector_kwargs
+                            ) -> TeacherVectorWrapper | TeacherWorkersVectorEnv:
     """A vector env of `env_fns` whose observations carry obs["teacher_probs"].
 
     Asynchronous with a planner that costs no LLM call (`planner.live` is False: recorded, rules):
     every sub-env process runs its own TeacherWrapper, so the teacher scales with the cores.
     Otherwise one teacher in this process answers all sub-envs with one batched planner call per
     step (TeacherVectorWrapper), so an LLM sees batches and its answers are asked for once.
-    `vector_kwargs` go to the Sync/AsyncVectorEnv (e.g. autoreset_mode).
+    Asynchronous sub-envs are spread over `workers` processes (default: one per usable core; see
+    teacher_wrappers.vector.make_vector_env). `vector_kwargs` go to the vector env (e.g. autoreset_mode).
     """
     if not asynchronous:
         return TeacherVectorWrapper(gym.vector.SyncVectorEnv(list(env_fns), **vector_kwargs), planner=planner,
@@ -254,8 +257,7 @@ def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: P
     finally:
         probe.close()
     if teacher.planner.live:  # an LLM: one batched query per step, here
-        return TeacherVectorWrapper(gym.vector.AsyncVectorEnv(list(env_fns), **vector_kwargs),
-                                    planner=teacher.planner)
+        return TeacherVectorWrapper(make_vector_env(env_fns, True, workers, **vector_kwargs), planner=teacher.planner)
     planner_arg = planner if isinstance(planner, str) else teacher.planner
     fns = [_with_teacher(fn, planner_arg, planner_kwargs) for fn in env_fns]
-    return TeacherWorkersVectorEnv(gym.vector.AsyncVectorEnv(fns, **vector_kwargs), teacher)
+    return TeacherWorkersVectorEnv(make_vector_env(fns, True, workers, **vector_kwargs), teacher)

@@ -105,3 +105,54 @@ def test_ppo_teacher_async_envs_runs_the_teacher_in_the_workers(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     stats = json.loads((tmp_path / "runs/a/summary.json").read_text())["teacher_stats"]
     assert stats["teachers"] == 2 and stats["steps"] >= 256 and stats["planner"] == "recorded"
+
+
+def test_grouped_workers_step_like_one_sync_vector_env():
+    from teacher_wrappers.vector import GroupedAsyncVectorEnv, make_vector_env
+
+    fns = env_fns("LavaDoorKey", 5)
+    sync = gym.vector.SyncVectorEnv(fns, **SAME_STEP)
+    grouped = make_vector_env(fns, asynchronous=True, workers=2, **SAME_STEP)
+    try:
+        assert isinstance(grouped, GroupedAsyncVectorEnv) and [len(g) for g in grouped.groups] == [3, 2]
+        assert grouped.observation_space == sync.observation_space and grouped.metadata == sync.metadata
+        obs_s, _ = sync.reset(seed=7)
+        obs_g, _ = grouped.reset(seed=7)
+        rng = np.random.default_rng(0)
+        ended = 0
+        for _ in range(200):
+            np.testing.assert_array_equal(obs_g["image"], obs_s["image"])
+            actions = rng.integers(0, 7, size=5)
+            obs_s, r_s, term_s, trunc_s, info_s = sync.step(actions)
+            obs_g, r_g, term_g, trunc_g, info_g = grouped.step(actions)
+            np.testing.assert_array_equal(r_g, r_s)
+            np.testing.assert_array_equal(term_g | trunc_g, term_s | trunc_s)
+            np.testing.assert_array_equal(info_g["success"], info_s["success"])
+            if (term_s | trunc_s).any():  # the finished episodes' last observations, where SyncVectorEnv has them
+                np.testing.assert_array_equal(info_g["_final_obs"], info_s["_final_obs"])
+            ended += int((term_s | trunc_s).sum())
+        assert ended > 0
+        assert grouped.get_attr("text_style") == sync.get_attr("text_style")
+        grouped.set_attr("spam", list(range(5)))
+        assert grouped.get_attr("spam") == tuple(range(5))
+        with pytest.raises(RuntimeError, match="worker failed"):
+            grouped.call("no_such_method_here")
+    finally:
+        sync.close()
+        grouped.close()
+
+
+def test_teachers_in_grouped_workers_match_the_main_process_teacher():
+    sync = make_teacher_vector_env(env_fns("SimpleDoorKey", 4), planner="rules", asynchronous=False, **SAME_STEP)
+    grouped = make_teacher_vector_env(env_fns("SimpleDoorKey", 4), planner="rules", asynchronous=True, workers=2,
+                                      **SAME_STEP)
+    try:
+        (expected, _), (got, _) = rollout(sync, 160), rollout(grouped, 160)
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+        assert grouped.teacher_stats()["teachers"] == 4
+        grouped.teacher_enabled = False
+        obs, *_ = grouped.step(np.zeros(4, dtype=int))
+        assert not obs["teacher_probs"].any()
+    finally:
+        sync.close()
+        grouped.close()
