@@ -2,7 +2,6 @@
 # Same network, environments and logging as ppo_teacher.py, without the teacher.
 #
 #   python algorithms/ppo.py --env-id TeacherWrappers/SimpleDoorKey-v0
-import contextlib
 import json
 import math
 import os
@@ -656,12 +655,16 @@ if __name__ == "__main__":
     bar.close()
 
     save_atomically(last_checkpoint, run_path / "checkpoints" / "latest.pt")
-    if interrupted:
-        print(f"interrupted: checkpoint of iteration {last_checkpoint['iteration']} written to "
-              f"{run_path / 'checkpoints' / 'latest.pt'}; continue with --resume", file=sys.stderr)
+
+    def stop_run(message):
+        print(message, file=sys.stderr)
         envs.close()
         writer.close()
         sys.exit(130)
+
+    if interrupted:
+        stop_run(f"interrupted: checkpoint of iteration {last_checkpoint['iteration']} written to "
+                 f"{run_path / 'checkpoints' / 'latest.pt'}; continue with --resume")
 
     wall_seconds = wall_before + time.time() - start_time
     print(f"evaluating on {args.eval_episodes} fixed seeds ...", file=sys.stderr)
@@ -669,11 +672,8 @@ if __name__ == "__main__":
         eval_success, eval_return = evaluate(agent, args, device, stop=lambda: interrupted)
         sampled_success, sampled_return = evaluate(agent, args, device, greedy=False, stop=lambda: interrupted)
     except KeyboardInterrupt:
-        print(f"interrupted during the final evaluation: no summary written; the trained model is in "
-              f"{run_path / 'checkpoints' / 'latest.pt'}", file=sys.stderr)
-        envs.close()
-        writer.close()
-        sys.exit(130)
+        stop_run(f"interrupted during the final evaluation: no summary written; the trained model is in "
+                 f"{run_path / 'checkpoints' / 'latest.pt'}")
     writer.add_scalar("eval/success_rate", eval_success, global_step)
     writer.add_scalar("eval/mean_return", eval_return, global_step)
     writer.add_scalar("eval/sampled_success_rate", sampled_success, global_step)

@@ -3,7 +3,6 @@
 # on the states the student visits, with lambda_t decaying so that reward takes over.
 #
 #   python algorithms/ppo_teacher.py --env-id TeacherWrappers/SimpleDoorKey-v0 --planner recorded
-import contextlib
 import copy
 import json
 import math
@@ -865,12 +864,16 @@ if __name__ == "__main__":
     bar.close()
 
     save_atomically(last_checkpoint, run_path / "checkpoints" / "latest.pt")
-    if interrupted:
-        print(f"interrupted: checkpoint of iteration {last_checkpoint['iteration']} written to "
-              f"{run_path / 'checkpoints' / 'latest.pt'}; continue with --resume", file=sys.stderr)
+
+    def stop_run(message):
+        print(message, file=sys.stderr)
         envs.close()
         writer.close()
         sys.exit(130)
+
+    if interrupted:
+        stop_run(f"interrupted: checkpoint of iteration {last_checkpoint['iteration']} written to "
+                 f"{run_path / 'checkpoints' / 'latest.pt'}; continue with --resume")
 
     wall_seconds = wall_before + time.time() - start_time
     print(f"evaluating on {args.eval_episodes} fixed seeds ...", file=sys.stderr)
@@ -882,11 +885,8 @@ if __name__ == "__main__":
                                                      args.eval_seed + np.arange(args.eval_episodes),
                                                      stop=lambda: interrupted)
     except KeyboardInterrupt:
-        print(f"interrupted during the final evaluation: no summary written; the trained model is in "
-              f"{run_path / 'checkpoints' / 'latest.pt'}", file=sys.stderr)
-        envs.close()
-        writer.close()
-        sys.exit(130)
+        stop_run(f"interrupted during the final evaluation: no summary written; the trained model is in "
+                 f"{run_path / 'checkpoints' / 'latest.pt'}")
     writer.add_scalar("eval/success_rate", eval_success, global_step)
     writer.add_scalar("eval/mean_return", eval_return, global_step)
     writer.add_scalar("eval/sampled_success_rate", sampled_success, global_step)

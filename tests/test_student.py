@@ -1,16 +1,12 @@
 """The student's pieces: the revisit count it observes, the success buffer and the Q-filtered target."""
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import pytest
 import torch
+from helpers import load_script
 
 import teacher_wrappers  # noqa: F401  (registers the tasks)
 from teacher_wrappers.episodic import RevisitCount
@@ -19,11 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DONE = 6  # MiniGrid's no-op on these tasks
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_student", ROOT / "algorithms" / f"{name}.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
 
 
 def test_revisit_count_counts_the_same_map_and_restarts_each_episode():
