@@ -38,7 +38,7 @@ from teacher_wrappers.planners import PLANNERS
 from teacher_wrappers.wrapper import make_teacher_vector_env
 
 SCHEDULES = ("reference", "linear", "adaptive")
-DISTILL_FROM = ("on-policy", "successes")
+DISTILL_FROM = ("on-policy", "successes", "demos")
 
 
 @dataclass
@@ -128,8 +128,13 @@ class Args:
     teacher_eval_episodes: int = 20
     """adaptive schedule: episodes of the teacher acting alone, to measure its return"""
     distill_from: str = "on-policy"
-    """states the student imitates the teacher on: 'on-policy' (every state of the rollout) or 'successes'
-    (states of the student's own successful episodes, from a replay buffer)"""
+    """what the student imitates: 'on-policy', the teacher's suggestions on every state of the rollout;
+    'successes', the teacher's suggestions on states of the student's own successful episodes (a replay buffer);
+    'demos', the actions taken in successful episodes, the teacher's own (acting alone before training) and then
+    the student's"""
+    demo_episodes: int = 200
+    """distill_from demos: episodes of the teacher acting alone before training; its successful ones seed the
+    buffer (these env steps are not counted in the frame budget; the summary reports them)"""
     success_buffer_size: int = 20_000
     """distill_from successes: states kept (the oldest go first)"""
     success_buffer_min: int = 1_024
@@ -447,6 +452,28 @@ def distillation_target(teacher, logits, q, margin):
     return target / target.sum(-1, keepdim=True).clamp_min(1e-8)  # a row with nothing trusted is all 0: no loss
 
 
+def teacher_demos(args, planner):
+    """(student observations, actions taken) of the teacher's successful episodes acting alone, and the env steps
+    it took. Imitating what the teacher did when it succeeded, not all it suggests, leaves its mistakes out."""
+    env = TeacherWrapper(make_env(args.env_id, 1, False, "", args.visits)(), planner=planner)
+    rng = np.random.default_rng(args.seed)
+    states, actions, steps = [], [], 0
+    for episode in range(args.demo_episodes):
+        obs, _ = env.reset(seed=args.eval_seed + 20_000 + episode)  # clear of the evaluation seeds
+        trajectory, done = [], False
+        while not done:
+            probs = obs["teacher_probs"].astype(np.float64)
+            action = int(rng.choice(len(probs), p=probs / probs.sum()))
+            trajectory.append((student_obs(obs), action))
+            obs, reward, terminated, truncated, _ = env.step(action)
+            done, steps = terminated or truncated, steps + 1
+        if reward > 0:
+            states += [state for state, _ in trajectory]
+            actions += [action for _, action in trajectory]
+    env.close()
+    return np.array(states, dtype=np.uint8), np.array(actions, dtype=np.int64), steps
+
+
 def teacher_alone_returns(args, planner, seeds, stop=lambda: False):
     """Returns of the teacher acting alone (actions sampled from its suggestions), one episode per seed."""
     rng = np.random.default_rng(args.seed)
@@ -584,8 +611,13 @@ if __name__ == "__main__":
     logprobs = torch.zeros((args.num_steps, args.num_envs)).to(device)
     rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
     dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
-    successes = SuccessBuffer(args.success_buffer_size, obs_shape, n_actions) if args.distill_from == "successes" else None
-    episode_states = [[] for _ in range(args.num_envs)]  # (obs, teacher_probs) of each env's current episode
+    successes = None if args.distill_from == "on-policy" else SuccessBuffer(args.success_buffer_size, obs_shape,
+                                                                             n_actions)
+    episode_states = [[] for _ in range(args.num_envs)]  # (obs, imitation target) of each env's current episode
+    demo_frames = 0
+    if args.distill_from == "demos" and checkpoint is None:
+        demo_states, demo_actions, demo_frames = teacher_demos(args, envs.teacher.planner)
+        successes.add(demo_states, np.eye(n_actions, dtype=np.float32)[demo_actions])
     values = torch.zeros((args.num_steps, args.num_envs)).to(device)
 
     # TRY NOT TO MODIFY: start the game
@@ -612,7 +644,7 @@ if __name__ == "__main__":
         curve = checkpoint["curve"]
         if successes is not None:
             vars(successes).update(checkpoint["successes"])
-        episode_states = checkpoint["episode_states"]
+        episode_states, demo_frames = checkpoint["episode_states"], checkpoint["demo_frames"]
         restore_teacher(envs.teacher, checkpoint)
         if checkpoint["envs"] is not None and not args.async_envs:
             envs.env.envs = pickle.loads(checkpoint["envs"])
@@ -649,7 +681,7 @@ if __name__ == "__main__":
             "teacher_visits": envs.visits_state(), "next_obs": next_obs_dict, "next_done": next_done.cpu(),
             # copies: the buffer and the episodes change during the next iteration (plain data, loadable anywhere)
             "successes": None if successes is None else copy.deepcopy(vars(successes)),
-            "episode_states": [list(states) for states in episode_states],
+            "episode_states": [list(states) for states in episode_states], "demo_frames": demo_frames,
             "teacher_stats": asdict(envs.teacher.stats), "teacher_memo": dict(envs.teacher.memo),
             "planner_queries": envs.teacher.planner.queries,
         }
@@ -696,8 +728,10 @@ if __name__ == "__main__":
             next_done_np = np.logical_or(terminations, truncations)
             rewards[step] = torch.tensor(reward).to(device).view(-1)
             if successes is not None and lam > 0:
+                # the target: the teacher's suggestion there, or (demos) the action the student took
+                targets = F.one_hot(action, n_actions).float() if args.distill_from == "demos" else teacher_probs[step]
                 for i in range(args.num_envs):
-                    episode_states[i].append((obs[step, i].cpu().numpy().copy(), teacher_probs[step, i].cpu().numpy().copy()))
+                    episode_states[i].append((obs[step, i].cpu().numpy().copy(), targets[i].cpu().numpy().copy()))
             next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
             next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
             next_done = torch.Tensor(next_done_np).to(device)
@@ -902,6 +936,7 @@ if __name__ == "__main__":
         "frames_to_90": None if hit is None else curve["frames"][hit],
         "wall_seconds_to_90": None if hit is None else curve["wall_seconds"][hit],
         "teacher_alone_return": teacher_return if args.schedule == "adaptive" else None,
+        "teacher_demo_frames": demo_frames,
         "teacher_eval_success_rate": float(np.mean(teacher_eval_returns > 0)),
         "teacher_eval_mean_return": float(np.mean(teacher_eval_returns)),
         "teacher_stats": envs.teacher_stats(), "learning_curve": curve, "args": asdict(args),
