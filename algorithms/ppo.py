@@ -2,7 +2,6 @@
 # Same network, environments and logging as ppo_teacher.py, without the teacher.
 #
 #   python algorithms/ppo.py --env-id TeacherWrappers/SimpleDoorKey-v0
-import contextlib
 import json
 import math
 import os
@@ -11,6 +10,7 @@ import random
 import signal
 import sys
 import time
+import traceback
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
+from minigrid.minigrid_env import MiniGridEnv
 from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
 from torch.utils.tensorboard import SummaryWriter
@@ -112,7 +113,10 @@ class Args:
     checkpoint_every: int = 50
     """write a checkpoint every this many iterations (0: only at the end and on Ctrl-C)"""
     resume: str | None = None
-    """path of a checkpoint to continue from; the run goes on in that checkpoint's run folder"""
+    """path of a checkpoint to continue from; the run goes on in that checkpoint's run folder. The checkpoint
+    must come from this script with the same settings (see --resume-allow-budget-change)"""
+    resume_allow_budget_change: bool = False
+    """with --resume: let --total-timesteps differ from the checkpoint's (the learning rate anneals to the new budget)"""
     progress: bool = True
     """show a progress bar with SPS and success rate"""
 
@@ -125,18 +129,106 @@ class Args:
     """the number of iterations (computed in runtime)"""
 
 
-def fail(message):
+SCRIPT = os.path.basename(__file__)
+# Settings that do not change the training: a resumed run may set them anew.
+RESUME_FREE = {"resume", "resume_allow_budget_change", "progress", "run_name", "run_dir", "track", "wandb_project_name",
+               "wandb_entity", "checkpoint_every", "eval_episodes", "eval_seed", "eval_envs",
+               "batch_size", "minibatch_size", "num_iterations"}  # the last three follow from the others
+
+
+def fail(message, code=2):
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(code)
+
+
+def one_line(error):
+    return " ".join(str(error).split())[:500] or type(error).__name__
 
 
 def validate(args):
+    for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs"):
+        if getattr(args, name) < 1:
+            fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    batch = args.num_envs * args.num_steps
+    if args.total_timesteps < batch:
+        fail(f"--total-timesteps {args.total_timesteps} is below one batch (--num-envs x --num-steps = {batch}): "
+             "nothing would be trained")
+    if args.num_minibatches > batch:
+        fail(f"--num-minibatches {args.num_minibatches} is more than the batch of {batch} samples")
+    tasks = ", ".join(f"{teacher_wrappers.NAMESPACE}/{task}-v0" for task in teacher_wrappers.TASKS)
     try:
-        gym.spec(args.env_id)
-    except gym.error.Error:
-        tasks = ", ".join(f"{teacher_wrappers.NAMESPACE}/{task}-v0" for task in teacher_wrappers.TASKS)
+        env = gym.make(args.env_id)  # also finds ids registered by a module: "my_module:MyEnv-v0"
+    except (gym.error.Error, ImportError, TypeError, ValueError):
         fail(f"unknown env id {args.env_id!r}; valid: {tasks}, or any registered MiniGrid id "
              "(e.g. MiniGrid-DoorKey-8x8-v0)")
+    base = env.unwrapped
+    env.close()
+    if not isinstance(base, MiniGridEnv):
+        fail(f"{args.env_id} is not a MiniGrid environment ({type(base).__name__}): the student reads MiniGrid "
+             f"grids; valid: {tasks}, or any registered MiniGrid id")
+
+
+def checkpoint_differences(saved, args):
+    """'--name: here (checkpoint: there)' for every setting of `args` that changes the training and differs."""
+    current = asdict(args)
+    free = RESUME_FREE | ({"total_timesteps"} if args.resume_allow_budget_change else set())
+    return [f"--{key.replace('_', '-')} {current.get(key, '(absent)')} (checkpoint: {saved.get(key, '(absent)')})"
+            for key in sorted(set(saved) | set(current)) if key not in free and saved.get(key) != current.get(key)]
+
+
+def load_checkpoint(path, args):
+    """The checkpoint at `path` if this script wrote it for a run with these settings; else a one-line error.
+
+    Called before anything of the run is touched (TensorBoard's purge_step hides the events past it).
+    """
+    try:
+        checkpoint = torch.load(path, weights_only=False, map_location="cpu")
+    except FileNotFoundError:
+        fail(f"checkpoint {path} does not exist")
+    except Exception as error:  # noqa: BLE001  (empty, truncated, random bytes, a folder: whatever torch says)
+        fail(f"cannot read checkpoint {path}: {type(error).__name__}: {one_line(error)}")
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("args"), dict) or "script" not in checkpoint:
+        fail(f"{path} is not a checkpoint of {SCRIPT} (it records no script and settings)")
+    if checkpoint["script"] != SCRIPT:
+        fail(f"checkpoint {path} was written by {checkpoint['script']}, not {SCRIPT}; "
+             f"resume it with algorithms/{checkpoint['script']}")
+    differences = checkpoint_differences(checkpoint["args"], args)
+    if differences:
+        fail(f"checkpoint {path} was written with other settings: {'; '.join(differences)}; "
+             "resume with the checkpoint's settings")
+    return checkpoint
+
+
+def crash_handler(run_path, latest):
+    """sys.excepthook for the training: any exception (a planner server answering HTTP 500, a full disk) writes
+    the checkpoint of the last finished iteration, `latest()`, then ends the run with one line; the traceback
+    goes to <run>/error.log."""
+
+    def hook(kind, error, tb):
+        if not issubclass(kind, Exception):  # KeyboardInterrupt, SystemExit: Python's usual handling
+            return sys.__excepthook__(kind, error, tb)
+        log, path = run_path / "error.log", run_path / "checkpoints" / "latest.pt"
+        try:
+            run_path.mkdir(parents=True, exist_ok=True)
+            log.write_text("".join(traceback.format_exception(kind, error, tb)))
+            checkpoint = latest()
+            if checkpoint is None:
+                saved = "no checkpoint: the training had not started"
+            else:
+                save_atomically(checkpoint, path)
+                saved = f"checkpoint of iteration {checkpoint['iteration']} written to {path}; continue with --resume"
+        except Exception as save_error:  # noqa: BLE001  (say both, in one line)
+            saved = f"no checkpoint written ({type(save_error).__name__}: {one_line(save_error)})"
+        print(f"error: {kind.__name__}: {one_line(error)} (traceback in {log}); {saved}", file=sys.stderr)
+
+    return hook
+
+
+def write_atomically(text, path):
+    """A reader sees the old file or the new one, never half of one (a killed run, a full disk)."""
+    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def make_env(env_id, idx, capture_video, run_name, visits=True):
@@ -312,22 +404,14 @@ if __name__ == "__main__":
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     args.num_iterations = args.total_timesteps // args.batch_size
-    checkpoint = torch.load(args.resume, weights_only=False) if args.resume else None
+    checkpoint = load_checkpoint(args.resume, args) if args.resume else None
     if checkpoint is not None:
         run_name = checkpoint["run_name"]
     else:
         run_name = args.run_name or f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_path = Path(args.run_dir) / run_name
-    if args.track:
-        import wandb
-
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                   config=vars(args), name=run_name, monitor_gym=True, save_code=True)
-    writer = SummaryWriter(str(run_path), purge_step=checkpoint["global_step"] if checkpoint else None)
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
+    last_checkpoint = None  # nothing to keep until the training starts
+    sys.excepthook = crash_handler(run_path, lambda: last_checkpoint)  # any exception from here on: one line
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -363,8 +447,11 @@ if __name__ == "__main__":
     if checkpoint is None:
         next_obs_dict, _ = envs.reset(seed=args.seed)
     else:  # continue exactly where the checkpoint stopped
-        agent.load_state_dict(checkpoint["agent"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        try:
+            agent.load_state_dict(checkpoint["agent"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            fail(f"checkpoint {args.resume} does not fit this network: {one_line(error)}")
         torch.set_rng_state(checkpoint["torch_rng"])
         np.random.set_state(checkpoint["numpy_rng"])
         random.setstate(checkpoint["python_rng"])
@@ -381,10 +468,22 @@ if __name__ == "__main__":
     next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
     next_done = torch.zeros(args.num_envs).to(device) if checkpoint is None else checkpoint["next_done"].to(device)
 
+    # only now: a checkpoint refused above leaves the run's TensorBoard events as they were
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                   config=vars(args), name=run_name, monitor_gym=True, save_code=True)
+    writer = SummaryWriter(str(run_path), purge_step=checkpoint["global_step"] if checkpoint else None)
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+    )
+
     def make_checkpoint(iteration):
         """Everything needed to continue with the same results as an uninterrupted run."""
         return {
-            "args": asdict(args), "run_name": run_name, "iteration": iteration, "global_step": global_step,
+            "script": SCRIPT, "args": asdict(args), "run_name": run_name, "iteration": iteration, "global_step": global_step,
             "agent": agent.state_dict(), "optimizer": optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
             "wall_seconds": wall_before + time.time() - start_time,
@@ -556,12 +655,16 @@ if __name__ == "__main__":
     bar.close()
 
     save_atomically(last_checkpoint, run_path / "checkpoints" / "latest.pt")
-    if interrupted:
-        print(f"interrupted: checkpoint of iteration {last_checkpoint['iteration']} written to "
-              f"{run_path / 'checkpoints' / 'latest.pt'}; continue with --resume", file=sys.stderr)
+
+    def stop_run(message):
+        print(message, file=sys.stderr)
         envs.close()
         writer.close()
         sys.exit(130)
+
+    if interrupted:
+        stop_run(f"interrupted: checkpoint of iteration {last_checkpoint['iteration']} written to "
+                 f"{run_path / 'checkpoints' / 'latest.pt'}; continue with --resume")
 
     wall_seconds = wall_before + time.time() - start_time
     print(f"evaluating on {args.eval_episodes} fixed seeds ...", file=sys.stderr)
@@ -569,11 +672,8 @@ if __name__ == "__main__":
         eval_success, eval_return = evaluate(agent, args, device, stop=lambda: interrupted)
         sampled_success, sampled_return = evaluate(agent, args, device, greedy=False, stop=lambda: interrupted)
     except KeyboardInterrupt:
-        print(f"interrupted during the final evaluation: no summary written; the trained model is in "
-              f"{run_path / 'checkpoints' / 'latest.pt'}", file=sys.stderr)
-        envs.close()
-        writer.close()
-        sys.exit(130)
+        stop_run(f"interrupted during the final evaluation: no summary written; the trained model is in "
+                 f"{run_path / 'checkpoints' / 'latest.pt'}")
     writer.add_scalar("eval/success_rate", eval_success, global_step)
     writer.add_scalar("eval/mean_return", eval_return, global_step)
     writer.add_scalar("eval/sampled_success_rate", sampled_success, global_step)
@@ -590,7 +690,7 @@ if __name__ == "__main__":
         "wall_seconds_to_90": None if hit is None else curve["wall_seconds"][hit],
         "learning_curve": curve, "args": asdict(args),
     }
-    (run_path / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_atomically(json.dumps(summary, indent=1), run_path / "summary.json")
     print(f"{run_name}: eval success {eval_success:.2f} greedy, {sampled_success:.2f} sampled, frames to 90% {summary['frames_to_90']}, "
           f"{summary['sps']:.0f} SPS; summary in {run_path / 'summary.json'}")
     envs.close()

@@ -3,7 +3,7 @@
 # on the states the student visits, with lambda_t decaying so that reward takes over.
 #
 #   python algorithms/ppo_teacher.py --env-id TeacherWrappers/SimpleDoorKey-v0 --planner recorded
-import contextlib
+import copy
 import json
 import math
 import os
@@ -12,6 +12,7 @@ import random
 import signal
 import sys
 import time
+import traceback
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
+from minigrid.minigrid_env import MiniGridEnv
 from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
 from torch.utils.tensorboard import SummaryWriter
@@ -36,7 +38,7 @@ from teacher_wrappers.planners import PLANNERS
 from teacher_wrappers.wrapper import make_teacher_vector_env
 
 SCHEDULES = ("reference", "linear", "adaptive")
-DISTILL_FROM = ("on-policy", "successes")
+DISTILL_FROM = ("on-policy", "successes", "demos")
 
 
 @dataclass
@@ -126,8 +128,13 @@ class Args:
     teacher_eval_episodes: int = 20
     """adaptive schedule: episodes of the teacher acting alone, to measure its return"""
     distill_from: str = "on-policy"
-    """states the student imitates the teacher on: 'on-policy' (every state of the rollout) or 'successes'
-    (states of the student's own successful episodes, from a replay buffer)"""
+    """what the student imitates: 'on-policy', the teacher's suggestions on every state of the rollout;
+    'successes', the teacher's suggestions on states of the student's own successful episodes (a replay buffer);
+    'demos', the actions taken in successful episodes, the teacher's own (acting alone before training) and then
+    the student's"""
+    demo_episodes: int = 200
+    """distill_from demos: episodes of the teacher acting alone before training; its successful ones seed the
+    buffer (these env steps are not counted in the frame budget; the summary reports them)"""
     success_buffer_size: int = 20_000
     """distill_from successes: states kept (the oldest go first)"""
     success_buffer_min: int = 1_024
@@ -155,7 +162,10 @@ class Args:
     checkpoint_every: int = 50
     """write a checkpoint every this many iterations (0: only at the end and on Ctrl-C)"""
     resume: str | None = None
-    """path of a checkpoint to continue from; the run goes on in that checkpoint's run folder"""
+    """path of a checkpoint to continue from; the run goes on in that checkpoint's run folder. The checkpoint
+    must come from this script with the same settings (see --resume-allow-budget-change)"""
+    resume_allow_budget_change: bool = False
+    """with --resume: let --total-timesteps differ from the checkpoint's (the learning rate anneals to the new budget)"""
     progress: bool = True
     """show a progress bar with SPS and success rate"""
 
@@ -168,9 +178,20 @@ class Args:
     """the number of iterations (computed in runtime)"""
 
 
-def fail(message):
+SCRIPT = os.path.basename(__file__)
+# Settings that do not change the training: a resumed run may set them anew.
+RESUME_FREE = {"resume", "resume_allow_budget_change", "progress", "run_name", "run_dir", "track", "wandb_project_name",
+               "wandb_entity", "checkpoint_every", "eval_episodes", "eval_seed",
+               "batch_size", "minibatch_size", "num_iterations"}  # the last three follow from the others
+
+
+def fail(message, code=2):
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(code)
+
+
+def one_line(error):
+    return " ".join(str(error).split())[:500] or type(error).__name__
 
 
 def validate(args):
@@ -180,18 +201,105 @@ def validate(args):
         fail(f"unknown schedule {args.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
     if args.distill_from not in DISTILL_FROM:
         fail(f"unknown --distill-from {args.distill_from!r}; valid: {', '.join(DISTILL_FROM)}")
+    for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs"):
+        if getattr(args, name) < 1:
+            fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    batch = args.num_envs * args.num_steps
+    if args.total_timesteps < batch:
+        fail(f"--total-timesteps {args.total_timesteps} is below one batch (--num-envs x --num-steps = {batch}): "
+             "nothing would be trained")
+    if args.num_minibatches > batch:
+        fail(f"--num-minibatches {args.num_minibatches} is more than the batch of {batch} samples")
+    tasks = ", ".join(f"{teacher_wrappers.NAMESPACE}/{task}-v0" for task in teacher_wrappers.TASKS)
     try:
-        gym.spec(args.env_id)
-    except gym.error.Error:
-        tasks = ", ".join(f"{teacher_wrappers.NAMESPACE}/{task}-v0" for task in teacher_wrappers.TASKS)
+        env = gym.make(args.env_id)  # also finds ids registered by a module: "my_module:MyEnv-v0"
+    except (gym.error.Error, ImportError, TypeError, ValueError):
         fail(f"unknown env id {args.env_id!r}; valid: {tasks}, or any registered MiniGrid id "
              "(e.g. MiniGrid-DoorKey-8x8-v0)")
+    base = env.unwrapped
+    env.close()
+    if not isinstance(base, MiniGridEnv):
+        fail(f"{args.env_id} is not a MiniGrid environment ({type(base).__name__}): the student reads MiniGrid "
+             f"grids; valid: {tasks}, or any registered MiniGrid id")
+
+
+def checkpoint_differences(saved, args):
+    """'--name: here (checkpoint: there)' for every setting of `args` that changes the training and differs."""
+    current = asdict(args)
+    free = RESUME_FREE | ({"total_timesteps"} if args.resume_allow_budget_change else set())
+    return [f"--{key.replace('_', '-')} {current.get(key, '(absent)')} (checkpoint: {saved.get(key, '(absent)')})"
+            for key in sorted(set(saved) | set(current)) if key not in free and saved.get(key) != current.get(key)]
+
+
+def load_checkpoint(path, args):
+    """The checkpoint at `path` if this script wrote it for a run with these settings; else a one-line error.
+
+    Called before anything of the run is touched (TensorBoard's purge_step hides the events past it).
+    """
+    try:
+        checkpoint = torch.load(path, weights_only=False, map_location="cpu")
+    except FileNotFoundError:
+        fail(f"checkpoint {path} does not exist")
+    except Exception as error:  # noqa: BLE001  (empty, truncated, random bytes, a folder: whatever torch says)
+        fail(f"cannot read checkpoint {path}: {type(error).__name__}: {one_line(error)}")
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("args"), dict) or "script" not in checkpoint:
+        fail(f"{path} is not a checkpoint of {SCRIPT} (it records no script and settings)")
+    if checkpoint["script"] != SCRIPT:
+        fail(f"checkpoint {path} was written by {checkpoint['script']}, not {SCRIPT}; "
+             f"resume it with algorithms/{checkpoint['script']}")
+    differences = checkpoint_differences(checkpoint["args"], args)
+    if differences:
+        fail(f"checkpoint {path} was written with other settings: {'; '.join(differences)}; "
+             "resume with the checkpoint's settings")
+    return checkpoint
+
+
+def crash_handler(run_path, latest):
+    """sys.excepthook for the training: any exception (a planner server answering HTTP 500, a full disk) writes
+    the checkpoint of the last finished iteration, `latest()`, then ends the run with one line; the traceback
+    goes to <run>/error.log."""
+
+    def hook(kind, error, tb):
+        if not issubclass(kind, Exception):  # KeyboardInterrupt, SystemExit: Python's usual handling
+            return sys.__excepthook__(kind, error, tb)
+        log, path = run_path / "error.log", run_path / "checkpoints" / "latest.pt"
+        try:
+            run_path.mkdir(parents=True, exist_ok=True)
+            log.write_text("".join(traceback.format_exception(kind, error, tb)))
+            checkpoint = latest()
+            if checkpoint is None:
+                saved = "no checkpoint: the training had not started"
+            else:
+                save_atomically(checkpoint, path)
+                saved = f"checkpoint of iteration {checkpoint['iteration']} written to {path}; continue with --resume"
+        except Exception as save_error:  # noqa: BLE001  (say both, in one line)
+            saved = f"no checkpoint written ({type(save_error).__name__}: {one_line(save_error)})"
+        print(f"error: {kind.__name__}: {one_line(error)} (traceback in {log}); {saved}", file=sys.stderr)
+
+    return hook
+
+
+def write_atomically(text, path):
+    """A reader sees the old file or the new one, never half of one (a killed run, a full disk)."""
+    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def planner_kwargs(args):
     """The planner's options given on the command line (LLM planners only)."""
     options = {"model": args.model, "base_url": args.base_url, "mode": args.planner_mode, "path": args.recorded_path}
     return {key: value for key, value in options.items() if value is not None}
+
+
+def restore_teacher(teacher, checkpoint):
+    """The teacher's counters and answers as the checkpoint left them: a resumed run's teacher_stats count the
+    whole run, and texts answered before are not asked again."""
+    for key, value in checkpoint["teacher_stats"].items():
+        if hasattr(teacher.stats, key):
+            setattr(teacher.stats, key, value)
+    teacher.memo.update(checkpoint["teacher_memo"])
+    teacher.planner.queries = checkpoint["planner_queries"]
 
 
 def make_env(env_id, idx, capture_video, run_name, visits=True):
@@ -344,6 +452,28 @@ def distillation_target(teacher, logits, q, margin):
     return target / target.sum(-1, keepdim=True).clamp_min(1e-8)  # a row with nothing trusted is all 0: no loss
 
 
+def teacher_demos(args, planner):
+    """(student observations, actions taken) of the teacher's successful episodes acting alone, and the env steps
+    it took. Imitating what the teacher did when it succeeded, not all it suggests, leaves its mistakes out."""
+    env = TeacherWrapper(make_env(args.env_id, 1, False, "", args.visits)(), planner=planner)
+    rng = np.random.default_rng(args.seed)
+    states, actions, steps = [], [], 0
+    for episode in range(args.demo_episodes):
+        obs, _ = env.reset(seed=args.eval_seed + 20_000 + episode)  # clear of the evaluation seeds
+        trajectory, done = [], False
+        while not done:
+            probs = obs["teacher_probs"].astype(np.float64)
+            action = int(rng.choice(len(probs), p=probs / probs.sum()))
+            trajectory.append((student_obs(obs), action))
+            obs, reward, terminated, truncated, _ = env.step(action)
+            done, steps = terminated or truncated, steps + 1
+        if reward > 0:
+            states += [state for state, _ in trajectory]
+            actions += [action for _, action in trajectory]
+    env.close()
+    return np.array(states, dtype=np.uint8), np.array(actions, dtype=np.int64), steps
+
+
 def teacher_alone_returns(args, planner, seeds, stop=lambda: False):
     """Returns of the teacher acting alone (actions sampled from its suggestions), one episode per seed."""
     rng = np.random.default_rng(args.seed)
@@ -437,22 +567,14 @@ if __name__ == "__main__":
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     args.num_iterations = args.total_timesteps // args.batch_size
-    checkpoint = torch.load(args.resume, weights_only=False) if args.resume else None
+    checkpoint = load_checkpoint(args.resume, args) if args.resume else None
     if checkpoint is not None:
         run_name = checkpoint["run_name"]
     else:
         run_name = args.run_name or f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_path = Path(args.run_dir) / run_name
-    if args.track:
-        import wandb
-
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                   config=vars(args), name=run_name, monitor_gym=True, save_code=True)
-    writer = SummaryWriter(str(run_path), purge_step=checkpoint["global_step"] if checkpoint else None)
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
+    last_checkpoint = None  # nothing to keep until the training starts
+    sys.excepthook = crash_handler(run_path, lambda: last_checkpoint)  # any exception from here on: one line
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -489,8 +611,13 @@ if __name__ == "__main__":
     logprobs = torch.zeros((args.num_steps, args.num_envs)).to(device)
     rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
     dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
-    successes = SuccessBuffer(args.success_buffer_size, obs_shape, n_actions) if args.distill_from == "successes" else None
-    episode_states = [[] for _ in range(args.num_envs)]  # (obs, teacher_probs) of each env's current episode
+    successes = None if args.distill_from == "on-policy" else SuccessBuffer(args.success_buffer_size, obs_shape,
+                                                                             n_actions)
+    episode_states = [[] for _ in range(args.num_envs)]  # (obs, imitation target) of each env's current episode
+    demo_frames = 0
+    if args.distill_from == "demos" and checkpoint is None:
+        demo_states, demo_actions, demo_frames = teacher_demos(args, envs.teacher.planner)
+        successes.add(demo_states, np.eye(n_actions, dtype=np.float32)[demo_actions])
     values = torch.zeros((args.num_steps, args.num_envs)).to(device)
 
     # TRY NOT TO MODIFY: start the game
@@ -502,8 +629,11 @@ if __name__ == "__main__":
     if checkpoint is None:
         next_obs_dict, _ = envs.reset(seed=args.seed)
     else:  # continue exactly where the checkpoint stopped
-        agent.load_state_dict(checkpoint["agent"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        try:
+            agent.load_state_dict(checkpoint["agent"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            fail(f"checkpoint {args.resume} does not fit this network: {one_line(error)}")
         torch.set_rng_state(checkpoint["torch_rng"])
         np.random.set_state(checkpoint["numpy_rng"])
         random.setstate(checkpoint["python_rng"])
@@ -512,7 +642,10 @@ if __name__ == "__main__":
         episode_returns, episode_lengths = checkpoint["episode_returns"], checkpoint["episode_lengths"]
         recent.extend(checkpoint["recent"])
         curve = checkpoint["curve"]
-        successes, episode_states = checkpoint["successes"], checkpoint["episode_states"]
+        if successes is not None:
+            vars(successes).update(checkpoint["successes"])
+        episode_states, demo_frames = checkpoint["episode_states"], checkpoint["demo_frames"]
+        restore_teacher(envs.teacher, checkpoint)
         if checkpoint["envs"] is not None and not args.async_envs:
             envs.env.envs = pickle.loads(checkpoint["envs"])
             envs.restore_visits(checkpoint["teacher_visits"])
@@ -523,10 +656,22 @@ if __name__ == "__main__":
     next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
     next_done = torch.zeros(args.num_envs).to(device) if checkpoint is None else checkpoint["next_done"].to(device)
 
+    # only now: a checkpoint refused above leaves the run's TensorBoard events as they were
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                   config=vars(args), name=run_name, monitor_gym=True, save_code=True)
+    writer = SummaryWriter(str(run_path), purge_step=checkpoint["global_step"] if checkpoint else None)
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+    )
+
     def make_checkpoint(iteration):
         """Everything needed to continue with the same results as an uninterrupted run."""
         return {
-            "args": asdict(args), "run_name": run_name, "iteration": iteration, "global_step": global_step,
+            "script": SCRIPT, "args": asdict(args), "run_name": run_name, "iteration": iteration, "global_step": global_step,
             "agent": agent.state_dict(), "optimizer": optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
             "wall_seconds": wall_before + time.time() - start_time, "teacher_return": teacher_return,
@@ -534,7 +679,11 @@ if __name__ == "__main__":
             "recent": list(recent), "curve": {key: list(value) for key, value in curve.items()},
             "envs": None if args.async_envs or args.capture_video else pickle.dumps(envs.env.envs),
             "teacher_visits": envs.visits_state(), "next_obs": next_obs_dict, "next_done": next_done.cpu(),
-            "successes": successes, "episode_states": episode_states,
+            # copies: the buffer and the episodes change during the next iteration (plain data, loadable anywhere)
+            "successes": None if successes is None else copy.deepcopy(vars(successes)),
+            "episode_states": [list(states) for states in episode_states], "demo_frames": demo_frames,
+            "teacher_stats": asdict(envs.teacher.stats), "teacher_memo": dict(envs.teacher.memo),
+            "planner_queries": envs.teacher.planner.queries,
         }
 
     start_time = time.time()
@@ -579,8 +728,10 @@ if __name__ == "__main__":
             next_done_np = np.logical_or(terminations, truncations)
             rewards[step] = torch.tensor(reward).to(device).view(-1)
             if successes is not None and lam > 0:
+                # the target: the teacher's suggestion there, or (demos) the action the student took
+                targets = F.one_hot(action, n_actions).float() if args.distill_from == "demos" else teacher_probs[step]
                 for i in range(args.num_envs):
-                    episode_states[i].append((obs[step, i].cpu().numpy(), teacher_probs[step, i].cpu().numpy()))
+                    episode_states[i].append((obs[step, i].cpu().numpy().copy(), targets[i].cpu().numpy().copy()))
             next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
             next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
             next_done = torch.Tensor(next_done_np).to(device)
@@ -730,6 +881,8 @@ if __name__ == "__main__":
         writer.add_scalar("teacher/lambda", lam, global_step)
         writer.add_scalar("teacher/kl", float(np.mean(teacher_kls)), global_step)
         writer.add_scalar("teacher/agreement", agreement, global_step)
+        if successes is not None:
+            writer.add_scalar("teacher/success_buffer_states", successes.size, global_step)
         stats = envs.teacher_stats()
         for key in ("queries", "cache_hits", "llm_calls", "llm_calls_per_1000_steps", "unparsed_steps",
                     "loop_breaks"):
@@ -745,12 +898,16 @@ if __name__ == "__main__":
     bar.close()
 
     save_atomically(last_checkpoint, run_path / "checkpoints" / "latest.pt")
-    if interrupted:
-        print(f"interrupted: checkpoint of iteration {last_checkpoint['iteration']} written to "
-              f"{run_path / 'checkpoints' / 'latest.pt'}; continue with --resume", file=sys.stderr)
+
+    def stop_run(message):
+        print(message, file=sys.stderr)
         envs.close()
         writer.close()
         sys.exit(130)
+
+    if interrupted:
+        stop_run(f"interrupted: checkpoint of iteration {last_checkpoint['iteration']} written to "
+                 f"{run_path / 'checkpoints' / 'latest.pt'}; continue with --resume")
 
     wall_seconds = wall_before + time.time() - start_time
     print(f"evaluating on {args.eval_episodes} fixed seeds ...", file=sys.stderr)
@@ -762,11 +919,8 @@ if __name__ == "__main__":
                                                      args.eval_seed + np.arange(args.eval_episodes),
                                                      stop=lambda: interrupted)
     except KeyboardInterrupt:
-        print(f"interrupted during the final evaluation: no summary written; the trained model is in "
-              f"{run_path / 'checkpoints' / 'latest.pt'}", file=sys.stderr)
-        envs.close()
-        writer.close()
-        sys.exit(130)
+        stop_run(f"interrupted during the final evaluation: no summary written; the trained model is in "
+                 f"{run_path / 'checkpoints' / 'latest.pt'}")
     writer.add_scalar("eval/success_rate", eval_success, global_step)
     writer.add_scalar("eval/mean_return", eval_return, global_step)
     writer.add_scalar("eval/sampled_success_rate", sampled_success, global_step)
@@ -782,11 +936,12 @@ if __name__ == "__main__":
         "frames_to_90": None if hit is None else curve["frames"][hit],
         "wall_seconds_to_90": None if hit is None else curve["wall_seconds"][hit],
         "teacher_alone_return": teacher_return if args.schedule == "adaptive" else None,
+        "teacher_demo_frames": demo_frames,
         "teacher_eval_success_rate": float(np.mean(teacher_eval_returns > 0)),
         "teacher_eval_mean_return": float(np.mean(teacher_eval_returns)),
         "teacher_stats": envs.teacher_stats(), "learning_curve": curve, "args": asdict(args),
     }
-    (run_path / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_atomically(json.dumps(summary, indent=1), run_path / "summary.json")
     print(f"{run_name}: eval success {eval_success:.2f} greedy, {sampled_success:.2f} sampled, frames to 90% {summary['frames_to_90']}, "
           f"{summary['sps']:.0f} SPS; summary in {run_path / 'summary.json'}")
     envs.close()

@@ -35,6 +35,10 @@ CONFIGS = {  # name: (label, arguments)
                                                              "successes", "--no-q-filter"]),
     "all": ("+ visit counts + success buffer + Q-filter", ["--schedule", "adaptive", "--visits", "--distill-from",
                                                            "successes", "--q-filter"]),
+    "demos": ("+ successful demos (actions taken)", ["--schedule", "adaptive", "--no-visits", "--distill-from", "demos",
+                                                     "--no-q-filter"]),
+    "visits-demos": ("+ visit counts + successful demos", ["--schedule", "adaptive", "--visits", "--distill-from",
+                                                           "demos", "--no-q-filter"]),
 }
 BUDGETS = {"ColoredDoorKey": 150_000, "SimpleDoorKey": 60_000}
 
@@ -90,10 +94,10 @@ def run(args: Args) -> None:
     unknown = sorted(set(args.configs) - set(CONFIGS)) + sorted(set(args.tasks) - set(BUDGETS))
     if unknown:
         raise SystemExit(f"unknown configurations or tasks: {', '.join(unknown)}")
-    # Longest runs first, so that the short ones fill the gaps at the end; seed-major, so that a sweep cut short
-    # loses the last seed of every configuration rather than a whole configuration.
+    # Seed-major, so that an ablation cut short loses the last seed of every configuration rather than a whole
+    # configuration; within a seed the longest runs first, so that the short ones fill the gaps.
     jobs = sorted(((task, config, seed) for task in args.tasks for config in args.configs for seed in args.seeds),
-                  key=lambda job: (-BUDGETS[job[0]], job[2]))
+                  key=lambda job: (job[2], -BUDGETS[job[0]]))
     with ThreadPoolExecutor(args.workers) as pool:
         for line in pool.map(lambda job: run_one(args, *job), jobs):
             print(line, flush=True)

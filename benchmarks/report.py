@@ -22,6 +22,8 @@ import numpy as np  # noqa: E402
 import tyro  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from benchmarks.files import atomic_path, write_text  # noqa: E402
+
 
 @dataclass
 class Args:
@@ -49,9 +51,15 @@ def method_label(summary: dict) -> str:
 def load(folders: list[str]) -> dict[tuple[str, str], list[dict]]:
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for path in sorted(p for folder in folders for p in Path(folder).rglob("summary.json")):
-        summary = json.loads(path.read_text())
-        task = summary["env_id"].split("/")[-1].removesuffix("-v0")
-        groups[(task, method_label(summary))].append(summary)
+        try:
+            summary = json.loads(path.read_text())
+            task = summary["env_id"].split("/")[-1].removesuffix("-v0")
+            label = method_label(summary)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            kind = "not valid JSON" if isinstance(error, json.JSONDecodeError) else type(error).__name__
+            raise SystemExit(f"error: cannot read {path} ({kind}: {error}); rerun the sweep that made it "
+                             "(it redoes runs whose summary is unreadable) or move the file away")
+        groups[(task, label)].append(summary)
     return groups
 
 
@@ -97,8 +105,17 @@ def aggregate(groups) -> list[dict]:
             "wall_seconds_to_90_median": median_or_none([run.get("wall_seconds_to_90") for run in trained]),
             "sps_median": float(np.median([run["sps"] for run in trained])) if trained else None,
             "llm_queries": int(sum(run.get("teacher_stats", {}).get("queries", 0) for run in runs)),
+            "return_over_teacher_mean": _return_over_teacher(runs),
         })
     return rows
+
+
+def _return_over_teacher(runs: list[dict]) -> float | None:
+    """Mean over seeds of the student's greedy evaluation return over the teacher-alone return on the same
+    seeds (ppo_teacher runs record both); above 1 the student surpassed its teacher."""
+    ratios = [run["eval_mean_return"] / run["teacher_eval_mean_return"] for run in runs
+              if run.get("teacher_eval_mean_return")]
+    return float(np.mean(ratios)) if ratios else None
 
 
 def _settled_curve(curve: dict, min_episodes: int = 50) -> tuple[list, list]:
@@ -136,7 +153,8 @@ def curves_plot(groups, path: Path) -> None:
     axes[0][0].set_ylabel("success rate (training episodes)")
     axes[0][-1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -152,14 +170,17 @@ def markdown(rows: list[dict], title: str, plot: str) -> str:
              "seeds with a 95% bootstrap interval and the interquartile mean (IQM); 'sampled': the student's "
              "actions sampled from its policy on the same seeds. Frames and wall seconds to "
              "90%: the first point where the success rate of the last 100 training episodes reached 0.9, "
-             "median over seeds ('not reached' if any seed never did).", "",
-             "| task | method | seeds | final success (95% CI) | IQM | sampled | frames to 90% | wall s to 90% | "
-             "SPS | LLM queries |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "median over seeds ('not reached' if any seed never did). Student / teacher: the student's mean "
+             "greedy evaluation return over the teacher-alone mean return on the same seeds (above 1: the "
+             "student surpassed its teacher).", "",
+             "| task | method | seeds | final success (95% CI) | IQM | sampled | student / teacher | frames to 90% | "
+             "wall s to 90% | SPS | LLM queries |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         low, high = row["final_success_ci95"]
         trained = row["sps_median"] is not None  # the teacher alone has no training to time
         lines.append(f"| {row['task']} | {row['method']} | {row['seeds']} | {row['final_success_mean']:.2f} "
                      f"({low:.2f}-{high:.2f}) | {row['final_success_iqm']:.2f} | {row['final_sampled_success_mean']:.2f} | "
+                     + ("-" if row["return_over_teacher_mean"] is None else f"{row['return_over_teacher_mean']:.2f}") + " | "
                      + (f"{_fmt(row['frames_to_90_median'])} | {_fmt(row['wall_seconds_to_90_median'], 1)} | "
                         f"{_fmt(row['sps_median'])} | " if trained else "- | - | - | ")
                      + f"{row['llm_queries']} |")
@@ -214,8 +235,8 @@ def main(args: Args) -> list[dict]:
         text += "\n## Goals (../shared/DESIGN.md)\n\n" + "\n".join(goal_lines) + "\n"
     if args.appendix:
         text += "\n" + Path(args.appendix).read_text()
-    (out / f"{args.name}.md").write_text(text)
-    (out / f"{args.name.lower()}_summary.json").write_text(json.dumps(rows, indent=1) + "\n")
+    write_text(out / f"{args.name}.md", text)
+    write_text(out / f"{args.name.lower()}_summary.json", json.dumps(rows, indent=1) + "\n")
     print(text)
     return rows
 

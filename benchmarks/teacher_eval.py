@@ -19,6 +19,7 @@ import tyro
 from tqdm import tqdm
 
 import teacher_wrappers
+from benchmarks.files import write_text
 from teacher_wrappers import TeacherWrapper
 
 RESULTS = Path(__file__).parent / "results"
@@ -41,7 +42,10 @@ class Args:
 
 
 def env_id(task: str) -> str:
-    return task if "/" in task or task.startswith("MiniGrid") else f"{teacher_wrappers.NAMESPACE}/{task}-v0"
+    """A task name (SimpleDoorKey) as its id; ids (MiniGrid-..., BabyAI-..., any registered one) as they are."""
+    if "/" in task or task.startswith(("MiniGrid", "BabyAI")) or task in gym.registry:
+        return task
+    return f"{teacher_wrappers.NAMESPACE}/{task}-v0"
 
 
 def evaluate(task: str, planner: str, episodes: int, seed: int = 0, greedy: bool = False,
@@ -91,10 +95,10 @@ def main(args: Args) -> list[dict]:
     rows = [evaluate(task, planner, args.episodes, args.seed, args.greedy)
             for planner in args.planners for task in args.tasks]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps({"args": vars(args), "results": rows}, indent=1) + "\n")
+    write_text(RESULTS / f"{args.out}.json", json.dumps({"args": vars(args), "results": rows}, indent=1) + "\n")
     header = (f"# Teacher alone, {args.episodes} episodes per task, actions "
               f"{'argmax' if args.greedy else 'sampled'} from teacher_probs\n\n")
-    (RESULTS / f"{args.out}.md").write_text(header + markdown(rows))
+    write_text(RESULTS / f"{args.out}.md", header + markdown(rows))
     print(markdown(rows))
     return rows
 

@@ -31,18 +31,22 @@ def _with_teacher_space(space: gym.Space, n_actions: int) -> gym.spaces.Dict:
     return gym.spaces.Dict({**space.spaces, "teacher_probs": probs})
 
 
-class TeacherWrapper(gym.Wrapper):
+class TeacherWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Adds obs["teacher_probs"] (float32, sums to 1) and info["teacher"] to a MiniGrid environment.
 
     `planner` is a planner name ("recorded", "rules", ...) built with `planner_kwargs`, or a Planner,
     or a Teacher to share with other wrappers (its memos serve them all; the visit counts stay per
     wrapper).
     On the registered tasks the teacher reads the memory map the student sees; on plain MiniGrid
-    environments it keeps its own memory map of the agent's views.
+    environments it keeps its own memory map of the agent's views. The constructor arguments are
+    recorded, so `env.spec.make()`, `gym.make(env.spec)` and `check_env` rebuild the same teacher.
     """
 
     def __init__(self, env: gym.Env, planner: Planner | Teacher | str = "recorded", planner_kwargs: dict | None = None):
-        super().__init__(env)
+        # No deep copy: a Planner object (a loaded model, a server connection) is shared, not cloned.
+        gym.utils.RecordConstructorArgs.__init__(self, planner=planner, planner_kwargs=planner_kwargs,
+                                                 _disable_deepcopy=True)
+        gym.Wrapper.__init__(self, env)
         base = env.unwrapped
         if not isinstance(base, MiniGridEnv):
             raise TypeError(f"TeacherWrapper needs a MiniGrid environment, got {type(base).__name__}")

@@ -64,7 +64,7 @@ def test_distillation_pulls_the_student_towards_the_teacher(tmp_path):
     kl = scalars(tmp_path / "runs/d")["teacher/kl"]
     mean = lambda values: sum(values) / len(values)  # noqa: E731
     # The student starts near uniform; the teacher term alone moves its argmax onto the teacher's.
-    assert mean(agreement[-5:]) > mean(agreement[:5]) + 0.1, agreement
+    assert mean(agreement[-5:]) > mean(agreement[:5]) + 0.05, agreement
     assert mean(kl[-5:]) < 0.85 * mean(kl[:3]), kl
 
 
@@ -72,10 +72,17 @@ def _weights(path):
     return torch.load(path, weights_only=False)["agent"]
 
 
-@pytest.mark.parametrize("script", ["ppo.py", "ppo_teacher.py"])
-def test_resume_matches_an_uninterrupted_run(tmp_path, script):
+# The success buffer and the Q-filter carry state across iterations: plain MiniGrid Empty, where even a
+# random student succeeds often, fills the buffer within the budget.
+SUCCESSES = ["--env-id", "MiniGrid-Empty-5x5-v0", "--planner", "rules", "--distill-from", "successes",
+             "--success-buffer-min", "8", "--q-filter"]
+
+
+@pytest.mark.parametrize("script,extra", [("ppo.py", []), ("ppo_teacher.py", []), ("ppo_teacher.py", SUCCESSES)])
+def test_resume_matches_an_uninterrupted_run(tmp_path, script, extra):
     common = ["--total-timesteps", "768", "--checkpoint-every", "2", "--teacher-eval-episodes", "2"
               ] if script == "ppo_teacher.py" else ["--total-timesteps", "768", "--checkpoint-every", "2"]
+    common += extra
     run(script, *common, "--run-name", "full", *TINY, cwd=tmp_path)
     full = tmp_path / "runs/full"
     uninterrupted = _weights(full / "checkpoints/latest.pt")

@@ -68,3 +68,11 @@ def test_gif_frames_come_from_minigrids_renderer_for_solved_episodes():
     frames = play(TeacherAsStudent(), "TeacherWrappers/SimpleDoorKey-v0", episodes=1, first_seed=0, tile_size=8)
     assert len(frames) > 5 and frames[0].size == (80, 80)
     assert frames[-1].tobytes() == frames[-2].tobytes()  # the last frame is held
+
+
+def test_report_compares_the_student_with_its_teacher_on_the_same_seeds():
+    runs = [{"eval_mean_return": 0.6, "teacher_eval_mean_return": 0.5},
+            {"eval_mean_return": 0.4, "teacher_eval_mean_return": 0.5},
+            {"eval_mean_return": 0.3}]  # plain PPO: no teacher to compare with
+    assert report._return_over_teacher(runs) == __import__("pytest").approx(1.0)
+    assert report._return_over_teacher(runs[2:]) is None

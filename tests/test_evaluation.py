@@ -1,6 +1,5 @@
 """The scripts' vectorised evaluation: same episodes as one-at-a-time play, and Ctrl-C stops it."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -12,6 +11,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import load_script
 
 import teacher_wrappers  # noqa: F401  (registers the tasks)
 from teacher_wrappers import TeacherWrapper
@@ -19,11 +19,6 @@ from teacher_wrappers import TeacherWrapper
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_script", ROOT / "algorithms" / f"{name}.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
 
 
 def make_teacher_env():

@@ -1,0 +1,174 @@
+"""The sweep never loses or mixes work: stopping, restarting, locking, validating, what counts as done.
+
+Subprocesses where signals and exit statuses matter, as a user runs `python -m benchmarks.run`.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks import report, run
+from benchmarks.files import atomic_path, write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTRA = "--num-envs 2 --num-steps 64 --eval-episodes 2"
+
+
+def sweep(*args, out, wait=True):
+    cmd = [sys.executable, "-m", "benchmarks.run", "--out", str(out), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    if wait:
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def processes_using(out: Path) -> list[int]:
+    """Live processes whose command line names the sweep folder (the sweep's runs)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (entry / "stat").read_text().split(") ")[1][0]
+            except OSError:
+                continue
+            if str(out) in cmdline and state != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
+def wait_for(condition, seconds=120):
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+# -- arguments ------------------------------------------------------------------------------------
+
+def test_every_method_and_task_is_checked_before_the_first_run(tmp_path):
+    proc = sweep("--methods", "teacher:rules", "teacher:gpt5", "ppo_teacher", "dqn", "--tasks", "SimpleDoorKey",
+                 "Nope", "CartPole-v1", out=tmp_path / "runs")
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    for problem in ("unknown planner 'gpt5'", "method 'ppo_teacher': unknown planner ''", "unknown method 'dqn'",
+                    "unknown task 'Nope'", "task 'CartPole-v1' is not a MiniGrid environment"):
+        assert problem in line
+    assert not list((tmp_path / "runs").glob("*__*"))  # nothing ran, not even teacher:rules
+
+
+def test_bad_extra_arguments_are_refused_before_the_first_run(tmp_path):
+    proc = sweep("--methods", "teacher:rules", "ppo", "--extra=--num-envz 2", out=tmp_path / "runs")
+    assert proc.returncode == 2 and "--extra '--num-envz 2' is not valid for algorithms/ppo.py" in proc.stderr
+    assert not list((tmp_path / "runs").glob("*__*"))
+
+
+def test_the_exit_status_says_whether_every_run_succeeded(tmp_path):
+    # --num-envs 0 parses, so the sweep starts; the training script then refuses it: a failed run
+    proc = sweep("--methods", "teacher:rules", "ppo", "--tasks", "SimpleDoorKey", "--seeds", "1",
+                 "--teacher-episodes", "2", "--total-timesteps", "128", "--extra=--num-envs 0", out=tmp_path / "runs")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "SimpleDoorKey__ppo__1: FAILED (exit 2)" in proc.stdout and "1 of 2 runs FAILED" in proc.stderr
+    assert (tmp_path / "runs/SimpleDoorKey__teacher-rules__1/summary.json").exists()
+
+
+# -- stopping and restarting ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_sweep_and_all_its_runs(tmp_path, signum):
+    out = tmp_path / "runs"
+    args = ["--methods", "ppo", "--tasks", "SimpleDoorKey", "--seeds", "1", "2", "--workers", "1",
+            "--total-timesteps", "100000000", f"--extra={EXTRA}"]
+    first = sweep(*args, out=out, wait=False)
+    try:
+        wait_for(lambda: list((out / "SimpleDoorKey__ppo__1").glob("events.*")))
+        if signum == signal.SIGTERM:  # the same folder while the first sweep runs
+            second = sweep(*args, out=out)
+            assert second.returncode == 2 and f"another sweep (pid {first.pid})" in second.stderr
+        else:
+            time.sleep(2)  # a few iterations
+        first.send_signal(signum)
+        _, stderr = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 128 + signum, stderr
+    assert "1 interrupted (checkpoints kept), 1 not started" in stderr
+    assert processes_using(out) == []  # no orphan keeps training
+    assert (out / "SimpleDoorKey__ppo__1/checkpoints/latest.pt").exists()
+    assert not (out / "SimpleDoorKey__ppo__2").exists()  # nothing started after the signal
+    if signum == signal.SIGINT:
+        return
+    plan = sweep(*args, "--dry-run", out=out)
+    assert plan.returncode == 0, plan.stderr
+    assert "SimpleDoorKey__ppo__1: resume" in plan.stdout and "SimpleDoorKey__ppo__2: fresh" in plan.stdout
+
+
+def test_runs_of_a_killed_sweep_keep_the_lock(tmp_path):
+    out = tmp_path / "runs"
+    args = ["--methods", "ppo", "--tasks", "SimpleDoorKey", "--seeds", "1", "--total-timesteps", "100000000",
+            f"--extra={EXTRA}"]
+    first = sweep(*args, out=out, wait=False)
+    try:
+        wait_for(lambda: list((out / "SimpleDoorKey__ppo__1").glob("events.*")))
+        first.kill()  # SIGKILL: the sweep cannot stop its run, which goes on training
+        first.communicate(timeout=60)
+        assert len(processes_using(out)) == 1  # the orphaned run
+        second = sweep(*args, out=out)
+        assert second.returncode == 2 and "or one of its runs is still using" in second.stderr
+        assert not (out / "SimpleDoorKey__ppo__1/summary.json").exists()
+    finally:
+        for pid in processes_using(out):
+            os.killpg(pid, signal.SIGKILL)
+
+
+# -- what counts as done --------------------------------------------------------------------------
+
+def test_only_a_readable_summary_of_the_same_configuration_is_done(tmp_path, capsys):
+    out = tmp_path / "runs"
+    args = run.Args(methods=["ppo", "teacher:rules"], tasks=["SimpleDoorKey"], seeds=[1], total_timesteps=128,
+                    teacher_episodes=2, workers=2, out=str(out), extra=EXTRA)
+    assert run.main(args) == 0
+    summary_path = out / "SimpleDoorKey__ppo__1/summary.json"
+    first = json.loads(summary_path.read_text())
+
+    # a summary cut short (a crash while it was written) is not done: the run continues from its checkpoint
+    summary_path.write_text(summary_path.read_text()[:200])
+    with pytest.raises(SystemExit, match=f"cannot read {summary_path} \\(not valid JSON"):
+        report.main(report.Args(runs=[str(out)], out=str(tmp_path / "report")))
+    capsys.readouterr()
+    assert run.main(args) == 0
+    assert "1 already done, 1 to go (1 continuing from a checkpoint)" in capsys.readouterr().out
+    again = json.loads(summary_path.read_text())
+    assert again["frames"] == 128 and again["learning_curve"] == first["learning_curve"]
+
+    # another budget or other extra arguments: the sweep stops before running anything, naming the difference
+    before = {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.name != ".sweep.lock"}
+    for changes, difference in (({"total_timesteps": 256}, "total_timesteps 128 (asked: 256)"),
+                                ({"extra": EXTRA + " --seed 9"}, "seed 1 (asked: 9)"),
+                                ({"extra": EXTRA.replace("--eval-episodes 2", "--eval-episodes 3")},
+                                 "eval_episodes 2 (asked: 3)"),
+                                ({"teacher_episodes": 3}, "eval_episodes 2 (asked: 3)")):
+        assert run.main(run.Args(**{**vars(args), **changes})) == 2
+        error = capsys.readouterr().err
+        assert "made with another configuration" in error and difference in error, error
+    assert {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.name != ".sweep.lock"} == before
+
+    # asked to, it deletes the mismatching runs and redoes them
+    assert run.main(run.Args(**{**vars(args), "total_timesteps": 256, "redo_mismatched": True})) == 0
+    assert json.loads(summary_path.read_text())["frames"] == 256
+    assert json.loads((out / "SimpleDoorKey__teacher-rules__1/summary.json").read_text())["eval_episodes"] == 2
+
+
+def test_atomic_writes_leave_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "summary.json"
+    write_text(path, '{"old": 1}')
+    with pytest.raises(RuntimeError), atomic_path(path) as tmp:
+        tmp.write_text('{"half')
+        raise RuntimeError("killed while writing")
+    assert json.loads(path.read_text()) == {"old": 1} and list(tmp_path.iterdir()) == [path]
