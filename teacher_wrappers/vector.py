@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -63,6 +64,8 @@ def _serve(envs: gym.vector.SyncVectorEnv, command: str, data: Any) -> Any:
     if command == "set_attr":
         name, values = data
         return envs.set_attr(name, values)
+    if command == "cpu_time":
+        return time.process_time()
     raise ValueError(f"unknown command {command!r}")
 
 
@@ -136,6 +139,10 @@ class GroupedAsyncVectorEnv(gym.vector.VectorEnv):
         if len(values) != self.num_envs:
             raise ValueError(f"set_attr needs one value per sub-env ({self.num_envs}), got {len(values)}")
         self._ask_all("set_attr", [(name, group_values) for group_values in self._split(values)])
+
+    def worker_cpu_times(self) -> list[float]:
+        """Each worker process's CPU seconds so far (for benchmarks: differences between two calls)."""
+        return self._ask_all("cpu_time", [None] * len(self.groups))
 
     def close_extras(self, **kwargs) -> None:
         for pipe in self._pipes:
