@@ -5,8 +5,8 @@
         --name device_scaling --out "$OUT"                          # see benchmarks/device_scaling.sh
 
 A config `script:cores` runs the script pinned to `cores` CPUs (the first ones this process may use):
-with one core the sub-envs step in the main process (SyncVectorEnv), with more each sub-env is a
-process (--async-envs; with a planner that costs no LLM call the teacher runs in each of them). Configs
+with one core the sub-envs step in the main process (SyncVectorEnv), with k cores --async-envs
+spreads them over k worker processes (with a planner that costs no LLM call the teacher runs there). Configs
 `envs:<cores>` and `envs_teacher:<cores>` time the vector env alone (random actions, no learner),
 without and with the teacher (teacher_wrappers.make_teacher_vector_env), to show how the env side scales. The
 configs run in turn, `--repeats` times over, so that every config sees the same machine load; each
