@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,7 +13,7 @@ from minigrid.minigrid_env import MiniGridEnv
 from teacher_wrappers.memory import MemoryMap, partial_view
 from teacher_wrappers.planners import Planner
 from teacher_wrappers.teacher import Teacher
-from teacher_wrappers.vector import make_vector_env
+from teacher_wrappers.vector import GroupedAsyncVectorEnv, make_vector_env
 
 
 def _teacher_for(env_unwrapped, planner: Planner | str, planner_kwargs: dict | None) -> Teacher:
@@ -88,8 +88,7 @@ class TeacherWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return obs, reward, terminated, truncated, info
 
     def teacher_stats(self) -> dict:
-        """The teacher's summary; `teacher_id` tells teachers shared by several wrappers apart."""
-        return {**self.teacher.summary(), "teacher_id": f"{os.getpid()}-{id(self.teacher)}"}
+        return self.teacher.summary()
 
     def visits_state(self) -> dict[bytes, int]:
         """Visit counts of this episode (they shape the suggestions: save them to resume)."""
@@ -188,17 +187,18 @@ _SUMMED_STATS = ("steps", "queries", "cache_hits", "llm_calls", "planner_seconds
 
 
 class TeacherWorkersVectorEnv(gym.vector.VectorWrapper):
-    """A vector env whose sub-envs are TeacherWrappers, each asking its own teacher in its own process.
+    """Sub-envs in worker processes, each worker with its own TeacherVectorWrapper over its sub-envs.
 
-    For planners that cost no LLM call (recorded, rules): with an AsyncVectorEnv the teacher's work
-    spreads over the cores instead of running for every sub-env in the main process. Offers what the
-    training scripts use of TeacherVectorWrapper: `teacher_enabled`, `teacher_stats()` (summed over
-    the sub-envs' teachers), `visits_state()` / `restore_visits()`, and `teacher`, a teacher in the
+    For planners that cost no LLM call (recorded, rules): the teacher's work spreads over the cores
+    instead of running for every sub-env in the main process, and each worker asks its teacher once
+    per step for its whole group, after stepping it (as TeacherVectorWrapper does here). Offers what
+    the training scripts use of TeacherVectorWrapper: `teacher_enabled`, `teacher_stats()` (summed
+    over the workers' teachers), `visits_state()` / `restore_visits()`, and `teacher`, a teacher in the
     main process with the same planner (for its attributes and for teacher-alone episodes; it does not
     act for the sub-envs).
     """
 
-    def __init__(self, env: gym.vector.VectorEnv, teacher: Teacher):
+    def __init__(self, env: GroupedAsyncVectorEnv, teacher: Teacher):
         super().__init__(env)
         self.teacher = teacher
         self._enabled = True
@@ -210,12 +210,11 @@ class TeacherWorkersVectorEnv(gym.vector.VectorWrapper):
     @teacher_enabled.setter
     def teacher_enabled(self, enabled: bool) -> None:
         if enabled != self._enabled:  # one round trip to the workers, and only on a change
-            self.env.set_attr("teacher_enabled", bool(enabled))
+            self.env.set_group_attr("teacher_enabled", bool(enabled))
             self._enabled = bool(enabled)
 
     def teacher_stats(self) -> dict:
-        # Sub-envs in the same worker process share a teacher: count each teacher once.
-        summaries = list({summary["teacher_id"]: summary for summary in self.env.call("teacher_stats")}.values())
+        summaries = self.env.call_groups("teacher_stats")
         stats = {name: sum(summary[name] for summary in summaries) for name in _SUMMED_STATS}
         steps = max(stats["steps"], 1)
         stats["queries_per_1000_steps"] = 1000 * stats["queries"] / steps
@@ -226,29 +225,10 @@ class TeacherWorkersVectorEnv(gym.vector.VectorWrapper):
         return stats
 
     def visits_state(self) -> list[dict[bytes, int]]:
-        return list(self.env.call("visits_state"))
+        return [visits for group in self.env.call_groups("visits_state") for visits in group]
 
     def restore_visits(self, visits: list[dict[bytes, int]]) -> None:
-        self.env.set_attr("_visits", [dict(counts) for counts in visits])  # one value per sub-env
-
-
-_PROCESS_TEACHERS: dict[tuple, Teacher] = {}  # in a worker process: the teacher its sub-envs share
-
-
-def _with_teacher(env_fn: Callable[[], gym.Env], planner: Planner | str, planner_kwargs: dict | None
-                  ) -> Callable[[], gym.Env]:
-    """A thunk for a worker process: the env with a TeacherWrapper whose teacher (and memos) the other
-    sub-envs of the same process and task share, as one teacher serves all sub-envs in TeacherVectorWrapper."""
-    def thunk() -> gym.Env:
-        env = env_fn()
-        base = env.unwrapped
-        key = (os.getpid(), planner if isinstance(planner, str) else id(planner), repr(sorted((planner_kwargs or {}).items())),
-               getattr(base, "text_style", "plain"), getattr(base, "recorded_table", None))
-        if key not in _PROCESS_TEACHERS:
-            _PROCESS_TEACHERS[key] = _teacher_for(base, planner, planner_kwargs)
-        return TeacherWrapper(env, planner=_PROCESS_TEACHERS[key])
-
-    return thunk
+        self.env.call_groups("restore_visits", [([visits[i] for i in group],) for group in self.env.groups])
 
 
 def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: Planner | str = "recorded",
@@ -258,7 +238,8 @@ def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: P
     """A vector env of `env_fns` whose observations carry obs["teacher_probs"].
 
     Asynchronous with a planner that costs no LLM call (`planner.live` is False: recorded, rules):
-    every sub-env process runs its own TeacherWrapper, so the teacher scales with the cores.
+    each worker process runs a TeacherVectorWrapper over its sub-envs, so the teacher scales with the
+    cores (TeacherWorkersVectorEnv).
     Otherwise one teacher in this process answers all sub-envs with one batched planner call per
     step (TeacherVectorWrapper), so an LLM sees batches and its answers are asked for once.
     Asynchronous sub-envs are spread over `workers` processes (default: one per usable core; see
@@ -275,5 +256,6 @@ def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: P
     if teacher.planner.live:  # an LLM: one batched query per step, here
         return TeacherVectorWrapper(make_vector_env(env_fns, True, workers, **vector_kwargs), planner=teacher.planner)
     planner_arg = planner if isinstance(planner, str) else teacher.planner
-    fns = [_with_teacher(fn, planner_arg, planner_kwargs) for fn in env_fns]
-    return TeacherWorkersVectorEnv(make_vector_env(fns, True, workers, **vector_kwargs), teacher)
+    wrap = functools.partial(TeacherVectorWrapper, planner=planner_arg, planner_kwargs=planner_kwargs)
+    return TeacherWorkersVectorEnv(GroupedAsyncVectorEnv(env_fns, workers=workers, wrap_group=wrap, **vector_kwargs),
+                                   teacher)
