@@ -41,7 +41,7 @@ class Args:
 
 
 def env_id(task: str) -> str:
-    return task if "/" in task or task.startswith("MiniGrid") else f"{teacher_wrappers.NAMESPACE}/{task}-v0"
+    return task if "/" in task or task.startswith(("MiniGrid", "BabyAI")) else f"{teacher_wrappers.NAMESPACE}/{task}-v0"
 
 
 def evaluate(task: str, planner: str, episodes: int, seed: int = 0, greedy: bool = False,

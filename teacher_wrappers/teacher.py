@@ -50,6 +50,8 @@ class Suggestion:
 class Teacher:
     """Turns memory maps into action distributions with a planner and the skills."""
 
+    plan_parser = staticmethod(parse_plan)  # how answers are parsed, to count their unparsed steps
+
     def __init__(self, planner: Planner | str = "recorded", text_style: str = "plain", **planner_kwargs):
         self.planner = make_planner(planner, **planner_kwargs) if isinstance(planner, str) else planner
         self.text_style = text_style
@@ -68,7 +70,7 @@ class Teacher:
             self.stats.planner_seconds += time.perf_counter() - start
             for text, answer in zip(missing, answers):
                 self.memo[text] = answer
-                self.stats.unparsed_steps += sum(parse_plan(plan).unknown_steps for plan, _ in answer)
+                self.stats.unparsed_steps += sum(self.plan_parser(plan).unknown_steps for plan, _ in answer)
             self.stats.queries += len(missing)
         live = self.planner.last_misses if missing else set()
         hits = [not (text in missing and text in live) for text in texts]
