@@ -95,7 +95,19 @@ def _make_way(state: _State) -> str:
             if plan != "explore":
                 return plan
     blockers = _blockers(state)
-    return _move(state, blockers[0]) if blockers else "explore"
+    if blockers:
+        return _move(state, blockers[0])
+    if state.held is None and not _picky(state):
+        # A key will open some door later, and one lying in a corridor blocks the way: carry it.
+        keys = [name for name, obj in state.seen if obj.type == "key" and not state.is_named(obj)]
+        if keys:
+            return _fetch(state, keys[0])
+    return "explore"
+
+
+def _picky(state: _State) -> bool:
+    """Missions that fail when the wrong object is picked up (MiniGrid's Fetch and PutNear)."""
+    return any(instr.action in (PICK_UP, PUT_NEXT) for instr in state.mission.instrs)
 
 
 def _useless_held(state: _State) -> bool:
