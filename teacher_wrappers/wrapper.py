@@ -13,6 +13,7 @@ from teacher_wrappers.memory import MemoryMap, partial_view
 from teacher_wrappers.mission import Mission, decode, start_mission
 from teacher_wrappers.planners import Planner
 from teacher_wrappers.suite_teacher import SuiteTeacher
+from teacher_wrappers.skills import LEFT
 from teacher_wrappers.teacher import Teacher
 
 
@@ -24,18 +25,26 @@ def default_text_style(task_style: str | None, planner: Planner | str) -> str:
     return "plain" if planner == "recorded" else SUITE_STYLE
 
 
-def make_teacher(planner: Planner | str, text_style: str, task: str, planner_kwargs: dict | None) -> Teacher:
+def make_teacher(planner: Planner | str, text_style: str, task: str, planner_kwargs: dict | None,
+                 paper_task: bool = False) -> Teacher:
+    """The teacher for a text style; outside the paper's tasks it never idles on `done`."""
     cls = SuiteTeacher if text_style == SUITE_STYLE else Teacher
     style_kwargs = {} if cls is SuiteTeacher else {"text_style": text_style}
     if isinstance(planner, str):
-        return cls(planner, **style_kwargs, **{"task": task, **(planner_kwargs or {})})
-    return cls(planner, **style_kwargs)
+        teacher = cls(planner, **style_kwargs, **{"task": task, **(planner_kwargs or {})})
+    else:
+        teacher = cls(planner, **style_kwargs)
+    if not paper_task:
+        teacher.idle_action = LEFT
+    return teacher
 
 
 def _teacher_for(env_unwrapped, planner: Planner | str, planner_kwargs: dict | None,
                  text_style: str | None = None) -> Teacher:
-    style = text_style or default_text_style(getattr(env_unwrapped, "text_style", None), planner)
-    return make_teacher(planner, style, getattr(env_unwrapped, "recorded_table", "SimpleDoorKey"), planner_kwargs)
+    task_style = getattr(env_unwrapped, "text_style", None)
+    style = text_style or default_text_style(task_style, planner)
+    return make_teacher(planner, style, getattr(env_unwrapped, "recorded_table", "SimpleDoorKey"), planner_kwargs,
+                        paper_task=task_style is not None)
 
 
 def _with_teacher_space(space: gym.Space, n_actions: int) -> gym.spaces.Dict:
@@ -116,11 +125,11 @@ class TeacherVectorWrapper(gym.vector.VectorWrapper):
         if not isinstance(single, gym.spaces.Dict) or "image" not in single.spaces:
             raise TypeError("TeacherVectorWrapper needs sub-envs observing {'image': memory map}; "
                             "wrap plain MiniGrid envs in teacher_wrappers.MemoryMapObservation")
-        style, table = _task_info(env, text_style, task, planner)
+        style, table, paper_task = _task_info(env, text_style, task, planner)
         if style == SUITE_STYLE and "mission" not in single.spaces:
             raise TypeError("the suite text style needs the mission: sub-envs must observe obs['mission'] "
                             "(wrap plain MiniGrid envs in teacher_wrappers.MemoryMapObservation)")
-        self.teacher = make_teacher(planner, style, table, planner_kwargs)
+        self.teacher = make_teacher(planner, style, table, planner_kwargs, paper_task)
         n_actions = int(env.single_action_space.n)
         self.single_observation_space = _with_teacher_space(single, n_actions)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
@@ -177,14 +186,12 @@ class TeacherVectorWrapper(gym.vector.VectorWrapper):
 
 
 def _task_info(env: gym.vector.VectorEnv, text_style: str | None, task: str | None,
-               planner: Planner | str = "recorded") -> tuple[str, str]:
-    """Text style and recorded table of the sub-envs, read from their class (works across processes)."""
-    if text_style is None or task is None:
-        try:
-            styles = env.get_attr("text_style")
-            tables = env.get_attr("recorded_table")
-        except AttributeError:  # plain MiniGrid / BabyAI sub-envs
-            styles, tables = [None], ["SimpleDoorKey"]
-        text_style = text_style or default_text_style(styles[0], planner)
-        task = task or tables[0]
-    return text_style, task
+               planner: Planner | str = "recorded") -> tuple[str, str, bool]:
+    """Text style, recorded table and whether the sub-envs are a paper task, read from their class
+    (works across processes)."""
+    try:
+        styles = env.get_attr("text_style")
+        tables = env.get_attr("recorded_table")
+    except AttributeError:  # plain MiniGrid / BabyAI sub-envs
+        styles, tables = [None], ["SimpleDoorKey"]
+    return text_style or default_text_style(styles[0], planner), task or tables[0], styles[0] is not None

@@ -174,3 +174,23 @@ def test_instruction_kinds_are_exposed():
     assert [instr.action for instr in mission.instrs] == [OPEN, PICK_UP]
     assert parse_mission("go to the red ball").instrs[0].action == GO_TO
     assert Mission(()).text == "explore"
+
+
+def test_recorded_planner_falls_back_to_rules_and_counts_the_texts_its_table_lacks():
+    env = TeacherWrapper(gym.make("MiniGrid-DoorKey-5x5-v0"), planner="recorded", planner_kwargs={"fallback": "rules"})
+    rng = np.random.default_rng(0)
+    table = env.teacher.planner.table
+    for _ in range(3):
+        obs, info = env.reset(seed=int(rng.integers(1000)))
+        total, done = 0.0, False
+        while not done:
+            assert info["teacher"]["cache_hit"] == (info["teacher"]["text"] in table)
+            probs = obs["teacher_probs"].astype(np.float64)
+            obs, reward, terminated, truncated, info = env.step(int(rng.choice(7, p=probs / probs.sum())))
+            total, done = total + reward, terminated or truncated
+        assert total > 0
+    stats = env.teacher_stats()
+    assert stats["unknown_texts"] == len(env.teacher.unknown) > 0  # "<open door>" texts are not in the table
+    assert all(text not in table for text in env.teacher.unknown)
+    with pytest.raises(ValueError, match="unknown planner"):
+        TeacherWrapper(gym.make("MiniGrid-DoorKey-5x5-v0"), planner="recorded", planner_kwargs={"fallback": "nope"})
