@@ -96,7 +96,9 @@ class Args:
     success_window: int = 100
     """the success rate and return are averaged over the most recent episodes, this many"""
     eval_episodes: int = 100
-    """greedy evaluation episodes at the end, on fixed seeds"""
+    """evaluation episodes at the end (greedy and sampled), on fixed seeds"""
+    eval_envs: int = 32
+    """evaluation episodes played side by side (one batched forward per step)"""
     eval_seed: int = 1_000_000
     """first seed of the evaluation episodes (episode i uses eval_seed + i)"""
     checkpoint_every: int = 50
@@ -227,27 +229,51 @@ class Agent(nn.Module):
         return action, probs.log_prob(action), probs.entropy(), self.critic(hidden), logits
 
 
-def evaluate(agent, args, device, greedy=True):
-    """The policy on fixed seeds, greedy (argmax) or sampled: (success rate, mean return)."""
-    env = make_env(args.env_id, 1, False, "")()
+def play_episodes(env_fns, seeds, choose_actions, stop=lambda: False):
+    """Plays one episode per seed (episode i on seeds[i]) on a vector env; returns the episodes' returns.
+
+    The sub-envs play side by side and `choose_actions(obs)` picks the actions of all of them at once
+    (one batched forward); a sub-env that finishes starts the next unplayed seed. `stop()` is asked
+    every step so that Ctrl-C ends a long evaluation.
+    """
+    envs = gym.vector.SyncVectorEnv(env_fns[: len(seeds)], autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+    episode = np.arange(envs.num_envs)  # the episode each sub-env plays
+    returns, running = np.zeros(len(seeds)), np.zeros(envs.num_envs)
+    obs, _ = envs.reset(seed=[int(seeds[i]) for i in episode])
+    next_episode, playing = envs.num_envs, np.ones(envs.num_envs, dtype=bool)
+    while playing.any():
+        if stop():
+            envs.close()
+            raise KeyboardInterrupt
+        obs, reward, terminated, truncated, _ = envs.step(choose_actions(obs))
+        running += reward
+        finished = np.logical_or(terminated, truncated)
+        for i in np.flatnonzero(finished & playing):
+            returns[episode[i]], running[i] = running[i], 0.0
+            episode[i], next_episode = next_episode, next_episode + 1
+            playing[i] = episode[i] < len(seeds)
+        if finished.any():  # sub-envs with no episode left restart too: a vector env steps only live episodes
+            restart = [int(seeds[e]) if e < len(seeds) else None for e in episode]
+            obs, _ = envs.reset(seed=restart, options={"reset_mask": finished})
+    envs.close()
+    return returns
+
+
+def evaluate(agent, args, device, greedy=True, stop=lambda: False):
+    """The policy on fixed seeds (episode i on eval_seed + i), greedy (argmax) or sampled:
+    (success rate, mean return)."""
     generator = torch.Generator().manual_seed(args.eval_seed)  # leaves the training RNG untouched
-    successes, returns = 0, []
-    for episode in range(args.eval_episodes):
-        obs, _ = env.reset(seed=args.eval_seed + episode)
-        total, done = 0.0, False
-        while not done:
-            with torch.no_grad():
-                logits = agent.actor(agent.features(torch.as_tensor(obs["image"][None], device=device)))
-            if greedy:
-                action = int(logits.argmax())
-            else:
-                action = int(torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=generator))
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total, done = total + float(reward), terminated or truncated
-        successes += total > 0
-        returns.append(total)
-    env.close()
-    return successes / args.eval_episodes, float(np.mean(returns))
+
+    def choose_actions(obs):
+        with torch.no_grad():
+            logits = agent.actor(agent.features(torch.as_tensor(obs["image"], device=device)))
+        if greedy:
+            return logits.argmax(-1).cpu().numpy()
+        return torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=generator).squeeze(1).numpy()
+
+    env_fns = [make_env(args.env_id, 1, False, "") for _ in range(args.eval_envs)]
+    returns = play_episodes(env_fns, args.eval_seed + np.arange(args.eval_episodes), choose_actions, stop)
+    return float(np.mean(returns > 0)), float(np.mean(returns))
 
 
 def save_atomically(state, path):
@@ -519,8 +545,16 @@ if __name__ == "__main__":
         sys.exit(130)
 
     wall_seconds = wall_before + time.time() - start_time
-    eval_success, eval_return = evaluate(agent, args, device)
-    sampled_success, sampled_return = evaluate(agent, args, device, greedy=False)
+    print(f"evaluating on {args.eval_episodes} fixed seeds ...", file=sys.stderr)
+    try:
+        eval_success, eval_return = evaluate(agent, args, device, stop=lambda: interrupted)
+        sampled_success, sampled_return = evaluate(agent, args, device, greedy=False, stop=lambda: interrupted)
+    except KeyboardInterrupt:
+        print(f"interrupted during the final evaluation: no summary written; the trained model is in "
+              f"{run_path / 'checkpoints' / 'latest.pt'}", file=sys.stderr)
+        envs.close()
+        writer.close()
+        sys.exit(130)
     writer.add_scalar("eval/success_rate", eval_success, global_step)
     writer.add_scalar("eval/mean_return", eval_return, global_step)
     writer.add_scalar("eval/sampled_success_rate", sampled_success, global_step)

@@ -1,0 +1,103 @@
+"""The scripts' vectorised evaluation: same episodes as one-at-a-time play, and Ctrl-C stops it."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import teacher_wrappers  # noqa: F401  (registers the tasks)
+from teacher_wrappers import TeacherWrapper
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_script", ROOT / "algorithms" / f"{name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def make_teacher_env():
+    return TeacherWrapper(gym.make("TeacherWrappers/LavaDoorKey-v0"), planner="rules")
+
+
+def teacher_argmax(obs):
+    return obs["teacher_probs"].argmax(-1)
+
+
+def one_at_a_time(seeds):
+    env, returns = make_teacher_env(), []
+    for seed in seeds:
+        obs, _ = env.reset(seed=int(seed))
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(int(teacher_argmax(obs)))
+            total, done = total + reward, terminated or truncated
+        returns.append(total)
+    return np.array(returns)
+
+
+@pytest.mark.parametrize("script", ["ppo", "ppo_teacher"])
+def test_vectorised_episodes_match_one_at_a_time_play(script):
+    play_episodes = load_script(script).play_episodes
+    seeds = 500 + np.arange(7)
+    # 3 sub-envs for 7 episodes: sub-envs restart on the next seed, and idle ones at the end
+    returns = play_episodes([make_teacher_env] * 3, seeds, teacher_argmax)
+    np.testing.assert_allclose(returns, one_at_a_time(seeds))
+    assert (returns > 0).all()
+
+
+def test_evaluation_stops_when_asked():
+    play_episodes = load_script("ppo").play_episodes
+    calls = []
+
+    def stop():
+        calls.append(1)
+        return len(calls) > 5
+
+    with pytest.raises(KeyboardInterrupt):
+        play_episodes([make_teacher_env] * 2, np.arange(50), teacher_argmax, stop)
+
+
+@pytest.mark.parametrize("script", ["ppo.py", "ppo_teacher.py"])
+def test_ctrl_c_during_the_final_evaluation_stops_it(tmp_path, script):
+    args = [sys.executable, str(ROOT / "algorithms" / script), "--total-timesteps", "256", "--num-envs", "4",
+            "--num-steps", "32", "--eval-episodes", "100000", "--teacher-eval-episodes", "2", "--run-name", "e",
+            "--no-progress"]
+    if script == "ppo.py":
+        args.remove("--teacher-eval-episodes"), args.remove("2")
+    proc = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        line = ""
+        while "evaluating" not in line:
+            line = proc.stderr.readline()
+            assert line, "the script ended before evaluating"
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "interrupted during the final evaluation" in stderr
+    assert not (tmp_path / "runs/e/summary.json").exists()
+    assert (tmp_path / "runs/e/checkpoints/latest.pt").exists()
+
+
+def test_summary_compares_student_and_teacher_on_the_same_seeds(tmp_path):
+    subprocess.run([sys.executable, str(ROOT / "algorithms/ppo_teacher.py"), "--planner", "rules", "--total-timesteps",
+                    "256", "--num-envs", "4", "--num-steps", "32", "--eval-episodes", "6", "--teacher-eval-episodes",
+                    "2", "--run-name", "s", "--no-progress"], cwd=tmp_path, check=True, capture_output=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    summary = json.loads((tmp_path / "runs/s/summary.json").read_text())
+    assert summary["teacher_eval_success_rate"] == 1.0  # the rules teacher solves SimpleDoorKey
+    assert 0.1 < summary["teacher_eval_mean_return"] < 1.0
