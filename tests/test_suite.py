@@ -194,3 +194,17 @@ def test_recorded_planner_falls_back_to_rules_and_counts_the_texts_its_table_lac
     assert all(text not in table for text in env.teacher.unknown)
     with pytest.raises(ValueError, match="unknown planner"):
         TeacherWrapper(gym.make("MiniGrid-DoorKey-5x5-v0"), planner="recorded", planner_kwargs={"fallback": "nope"})
+
+
+def test_llm_prompts_for_suite_texts_carry_the_mission_and_the_admissible_plans():
+    from teacher_wrappers.plans import admissible_plans
+    from teacher_wrappers.prompt import PROMPT_VERSION, chat_messages, prompt_version
+
+    text = "Mission: pick up the red ball. Agent sees <red ball>, <locked blue door>, holds <yellow key>."
+    plans = admissible_plans(text)
+    assert plans[0] == "explore" and suite_rule_plan(text) in plans
+    assert all(parse_suite_plan(plan).unknown_steps == 0 for plan in plans)
+    user = chat_messages(text)[-1]["content"]
+    assert user.startswith(text) and all(f"- {plan}" in user for plan in plans)
+    assert prompt_version(text) != PROMPT_VERSION == prompt_version("Agent sees <key>, holds <nothing>.")
+    assert chat_messages("Agent sees <key>, holds <nothing>.")[-1]["content"] == "Agent sees <key>, holds <nothing>."

@@ -157,3 +157,20 @@ def suite_rule_plan(text: str) -> str:
     instr = _current(state)
     return "explore" if instr is None else _instruction_plan(state, instr)
 
+
+
+def suite_admissible_plans(text: str) -> list[str]:
+    """Plans an LLM may choose from for a suite text: explore, the rules' plan and one plan per object
+    (fetch it, open it, go to it), sorted, so that the list's order does not give the rules' plan away."""
+    state = _State(text)
+    plans = [suite_rule_plan(text)]
+    if state.held:
+        plans.append(f"drop <{state.held}>")
+    for name, obj in state.seen:
+        if obj.type in ("key", "ball", "box"):
+            plans.append(_fetch(state, name))
+        if obj.type == "box" or (obj.type == "door" and obj.state != "open"):
+            plans.append(f"go to <{name}>, open <{name}>")
+        elif obj.type in ("goal", "door"):
+            plans.append(f"go to <{name}>")
+    return ["explore"] + sorted(set(plans) - {"explore"})
