@@ -230,15 +230,43 @@ class Egocentric(nn.Module):
         return padded.gather(1, index.long()).view(batch, side, side, channels)
 
 
+MISSION_FIELDS, MISSION_VALUES = 12, 16  # the mission vector's instruction fields, each a small index
+
+
+def student_input(obs):
+    """The student's input tensor: the memory map; when the observation has a mission (plain MiniGrid
+    and BabyAI envs), one extra column x = width holds the mission vector (zero-padded), so that the
+    rollout buffers keep one uint8 tensor per step. Works on single and batched observations."""
+    image = np.asarray(obs["image"])
+    if "mission" not in obs:
+        return torch.as_tensor(image)
+    mission = np.asarray(obs["mission"], dtype=np.uint8)
+    column = np.zeros(image.shape[:-3] + (1,) + image.shape[-2:], dtype=np.uint8)
+    flat = column.reshape(image.shape[:-3] + (-1,))
+    flat[..., :mission.shape[-1]] = mission
+    return torch.as_tensor(np.concatenate([image, flat.reshape(column.shape)], axis=-3))
+
+
 class Agent(nn.Module):
-    """A small CNN over the one-hot egocentric memory map (object, colour, state, heading per cell)."""
+    """A small CNN over the one-hot egocentric memory map (object, colour, state, heading per cell).
+
+    With `mission=True` the input carries the mission in an extra column (see `student_input`): its
+    instruction fields (action, object type, colour, location word, per instruction) are one-hot
+    encoded, embedded and concatenated to the CNN features. (The start pose that location words refer
+    to is not used: it is in absolute coordinates, the CNN's view is egocentric.)
+    """
 
     # MiniGrid has 11 object types, 6 colours, 3 door states; channel 3 holds heading + 1 (0: no agent).
     SIZES = (11, 6, 3, 5)
 
-    def __init__(self, obs_shape, n_actions):
+    def __init__(self, obs_shape, n_actions, mission=False):
         super().__init__()
         width, height, _ = obs_shape
+        self.mission = mission
+        if mission:
+            width -= 1  # the last column is the mission
+            self.mission_embedding = nn.Sequential(
+                layer_init(nn.Linear(MISSION_FIELDS * MISSION_VALUES, 32)), nn.ReLU())
         self.egocentric = Egocentric(width, height)
         self.register_buffer("offsets", torch.tensor(np.cumsum((0,) + self.SIZES[:-1])))
         channels, side = sum(self.SIZES), 2 * max(width, height) - 1
@@ -249,14 +277,21 @@ class Agent(nn.Module):
         )
         with torch.no_grad():
             features = self.encoder(torch.zeros(1, channels, side, side)).shape[1]
-        self.trunk = nn.Sequential(layer_init(nn.Linear(features, 128)), nn.ReLU())
+        self.trunk = nn.Sequential(layer_init(nn.Linear(features + (32 if mission else 0), 128)), nn.ReLU())
         self.actor = layer_init(nn.Linear(128, n_actions), std=0.01)
         self.critic = layer_init(nn.Linear(128, 1), std=1)
 
     def features(self, x):
+        if self.mission:
+            x, mission = x[:, :-1], x[:, -1].reshape(len(x), -1)[:, :MISSION_FIELDS].long()
         cells = self.egocentric(x).long() + self.offsets
         one_hot = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_(3, cells, 1.0)
-        return self.trunk(self.encoder(one_hot.permute(0, 3, 1, 2)))
+        features = self.encoder(one_hot.permute(0, 3, 1, 2))
+        if self.mission:
+            fields = torch.zeros(mission.shape + (MISSION_VALUES,), device=x.device).scatter_(
+                2, mission.clamp(max=MISSION_VALUES - 1)[..., None], 1.0)
+            features = torch.cat([features, self.mission_embedding(fields.flatten(1))], dim=1)
+        return self.trunk(features)
 
     def get_value(self, x):
         return self.critic(self.features(x))
@@ -339,7 +374,7 @@ def evaluate(agent, args, device, greedy=True, stop=lambda: False):
 
     def choose_actions(obs):
         with torch.no_grad():
-            logits = agent.actor(agent.features(torch.as_tensor(obs["image"], device=device)))
+            logits = agent.actor(agent.features(student_input(obs).to(device)))
         if greedy:
             return logits.argmax(-1).cpu().numpy()
         return torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=generator).squeeze(1).numpy()
@@ -399,10 +434,12 @@ if __name__ == "__main__":
     except (ValueError, TypeError, ConnectionError, OSError, RuntimeError) as error:
         fail(f"cannot build the {args.planner!r} teacher: {error}")
     assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action space is supported"
-    obs_shape = envs.single_observation_space["image"].shape
+    has_mission = "mission" in envs.single_observation_space.spaces
+    image_shape = envs.single_observation_space["image"].shape
+    obs_shape = (image_shape[0] + has_mission,) + image_shape[1:]  # see student_input
     n_actions = int(envs.single_action_space.n)
 
-    agent = Agent(obs_shape, n_actions).to(device)
+    agent = Agent(obs_shape, n_actions, mission=has_mission).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
     teacher_return = 0.0
     if args.schedule == "adaptive":
@@ -443,7 +480,7 @@ if __name__ == "__main__":
             next_obs_dict = checkpoint["next_obs"]
         else:  # async sub-envs (other processes) and video recorders cannot be saved: fresh episodes
             next_obs_dict, _ = envs.reset(seed=args.seed + start_iteration)
-    next_obs = torch.as_tensor(next_obs_dict["image"]).to(device)
+    next_obs = student_input(next_obs_dict).to(device)
     next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
     next_done = torch.zeros(args.num_envs).to(device) if checkpoint is None else checkpoint["next_done"].to(device)
 
@@ -501,7 +538,7 @@ if __name__ == "__main__":
             next_obs_dict, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
             next_done_np = np.logical_or(terminations, truncations)
             rewards[step] = torch.tensor(reward).to(device).view(-1)
-            next_obs = torch.as_tensor(next_obs_dict["image"]).to(device)
+            next_obs = student_input(next_obs_dict).to(device)
             next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
             next_done = torch.Tensor(next_done_np).to(device)
 

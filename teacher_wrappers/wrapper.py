@@ -22,7 +22,8 @@ def default_text_style(task_style: str | None, planner: Planner | str) -> str:
     planner, whose table holds texts of the reference style only."""
     if task_style is not None:
         return task_style
-    return "plain" if planner == "recorded" else SUITE_STYLE
+    name = planner if isinstance(planner, str) else getattr(planner, "name", "")
+    return "plain" if name == "recorded" else SUITE_STYLE
 
 
 def make_teacher(planner: Planner | str, text_style: str, task: str, planner_kwargs: dict | None,
