@@ -92,8 +92,10 @@ def execute(run: Run, args: Args) -> str:
     log = Path(args.out) / f"{run.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as handle:
+        # the scripts import this checkout's package, not whichever one the virtual environment installed
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         proc = subprocess.run(command(run, args), stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path})
     if proc.returncode != 0:
         return f"{run.name}: FAILED (exit {proc.returncode}), see {log}"
     summary = json.loads((path / "summary.json").read_text())
