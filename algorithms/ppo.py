@@ -4,12 +4,14 @@
 #   python algorithms/ppo.py --env-id TeacherWrappers/SimpleDoorKey-v0
 import contextlib
 import json
+import math
 import os
 import pickle
 import random
 import signal
 import sys
 import time
+import traceback
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
+from minigrid.minigrid_env import MiniGridEnv
 from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
 from torch.utils.tensorboard import SummaryWriter
@@ -29,6 +32,7 @@ from tqdm import tqdm
 
 import teacher_wrappers
 from teacher_wrappers import MemoryMapObservation
+from teacher_wrappers.episodic import RevisitCount
 
 
 @dataclass
@@ -92,6 +96,11 @@ class Args:
     target_kl: float | None = None
     """the target KL divergence threshold"""
 
+    # The agent's network
+    visits: bool = True
+    """show the agent how often it has seen the current memory map this episode (teacher_wrappers.RevisitCount),
+    so that a greedy policy can notice that it is going round in circles"""
+
     # Logging, evaluation and checkpoints
     success_window: int = 100
     """the success rate and return are averaged over the most recent episodes, this many"""
@@ -104,7 +113,10 @@ class Args:
     checkpoint_every: int = 50
     """write a checkpoint every this many iterations (0: only at the end and on Ctrl-C)"""
     resume: str | None = None
-    """path of a checkpoint to continue from; the run goes on in that checkpoint's run folder"""
+    """path of a checkpoint to continue from; the run goes on in that checkpoint's run folder. The checkpoint
+    must come from this script with the same settings (see --resume-allow-budget-change)"""
+    resume_allow_budget_change: bool = False
+    """with --resume: let --total-timesteps differ from the checkpoint's (the learning rate anneals to the new budget)"""
     progress: bool = True
     """show a progress bar with SPS and success rate"""
 
@@ -117,31 +129,120 @@ class Args:
     """the number of iterations (computed in runtime)"""
 
 
-def fail(message):
+SCRIPT = os.path.basename(__file__)
+# Settings that do not change the training: a resumed run may set them anew.
+RESUME_FREE = {"resume", "resume_allow_budget_change", "progress", "run_name", "run_dir", "track", "wandb_project_name",
+               "wandb_entity", "checkpoint_every", "eval_episodes", "eval_seed",
+               "batch_size", "minibatch_size", "num_iterations"}  # the last three follow from the others
+
+
+def fail(message, code=2):
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(code)
+
+
+def one_line(error):
+    return " ".join(str(error).split())[:500] or type(error).__name__
 
 
 def validate(args):
+    for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs"):
+        if getattr(args, name) < 1:
+            fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    batch = args.num_envs * args.num_steps
+    if args.total_timesteps < batch:
+        fail(f"--total-timesteps {args.total_timesteps} is below one batch (--num-envs x --num-steps = {batch}): "
+             "nothing would be trained")
+    if args.num_minibatches > batch:
+        fail(f"--num-minibatches {args.num_minibatches} is more than the batch of {batch} samples")
+    tasks = ", ".join(f"{teacher_wrappers.NAMESPACE}/{task}-v0" for task in teacher_wrappers.TASKS)
     try:
-        gym.spec(args.env_id)
-    except gym.error.Error:
-        tasks = ", ".join(f"{teacher_wrappers.NAMESPACE}/{task}-v0" for task in teacher_wrappers.TASKS)
+        env = gym.make(args.env_id)  # also finds ids registered by a module: "my_module:MyEnv-v0"
+    except (gym.error.Error, ImportError, TypeError, ValueError):
         fail(f"unknown env id {args.env_id!r}; valid: {tasks}, or any registered MiniGrid id "
              "(e.g. MiniGrid-DoorKey-8x8-v0)")
+    base = env.unwrapped
+    env.close()
+    if not isinstance(base, MiniGridEnv):
+        fail(f"{args.env_id} is not a MiniGrid environment ({type(base).__name__}): the student reads MiniGrid "
+             f"grids; valid: {tasks}, or any registered MiniGrid id")
 
 
-def make_env(env_id, idx, capture_video, run_name):
+def checkpoint_differences(saved, args):
+    """'--name: here (checkpoint: there)' for every setting of `args` that changes the training and differs."""
+    current = asdict(args)
+    free = RESUME_FREE | ({"total_timesteps"} if args.resume_allow_budget_change else set())
+    return [f"--{key.replace('_', '-')} {current.get(key, '(absent)')} (checkpoint: {saved.get(key, '(absent)')})"
+            for key in sorted(set(saved) | set(current)) if key not in free and saved.get(key) != current.get(key)]
+
+
+def load_checkpoint(path, args):
+    """The checkpoint at `path` if this script wrote it for a run with these settings; else a one-line error.
+
+    Called before anything of the run is touched (TensorBoard's purge_step hides the events past it).
+    """
+    try:
+        checkpoint = torch.load(path, weights_only=False, map_location="cpu")
+    except FileNotFoundError:
+        fail(f"checkpoint {path} does not exist")
+    except Exception as error:  # noqa: BLE001  (empty, truncated, random bytes, a folder: whatever torch says)
+        fail(f"cannot read checkpoint {path}: {type(error).__name__}: {one_line(error)}")
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("args"), dict) or "script" not in checkpoint:
+        fail(f"{path} is not a checkpoint of {SCRIPT} (it records no script and settings)")
+    if checkpoint["script"] != SCRIPT:
+        fail(f"checkpoint {path} was written by {checkpoint['script']}, not {SCRIPT}; "
+             f"resume it with algorithms/{checkpoint['script']}")
+    differences = checkpoint_differences(checkpoint["args"], args)
+    if differences:
+        fail(f"checkpoint {path} was written with other settings: {'; '.join(differences)}; "
+             "resume with the checkpoint's settings")
+    return checkpoint
+
+
+def crash_handler(run_path, latest):
+    """sys.excepthook for the training: any exception (a planner server answering HTTP 500, a full disk) writes
+    the checkpoint of the last finished iteration, `latest()`, then ends the run with one line; the traceback
+    goes to <run>/error.log."""
+
+    def hook(kind, error, tb):
+        if not issubclass(kind, Exception):  # KeyboardInterrupt, SystemExit: Python's usual handling
+            return sys.__excepthook__(kind, error, tb)
+        log, path = run_path / "error.log", run_path / "checkpoints" / "latest.pt"
+        try:
+            run_path.mkdir(parents=True, exist_ok=True)
+            log.write_text("".join(traceback.format_exception(kind, error, tb)))
+            checkpoint = latest()
+            if checkpoint is None:
+                saved = "no checkpoint: the training had not started"
+            else:
+                save_atomically(checkpoint, path)
+                saved = f"checkpoint of iteration {checkpoint['iteration']} written to {path}; continue with --resume"
+        except Exception as save_error:  # noqa: BLE001  (say both, in one line)
+            saved = f"no checkpoint written ({type(save_error).__name__}: {one_line(save_error)})"
+        print(f"error: {kind.__name__}: {one_line(error)} (traceback in {log}); {saved}", file=sys.stderr)
+
+    return hook
+
+
+def write_atomically(text, path):
+    """A reader sees the old file or the new one, never half of one (a killed run, a full disk)."""
+    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def make_env(env_id, idx, capture_video, run_name, visits=True):
     def thunk():
         if capture_video and idx == 0:
             env = gym.make(env_id, render_mode="rgb_array")
             env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
         else:
             env = gym.make(env_id)
-        with contextlib.suppress(AttributeError):
+        try:
             env.get_wrapper_attr("memory_map")
-            return env
-        return MemoryMapObservation(env)  # plain MiniGrid envs: the student sees the memory map too
+        except AttributeError:
+            env = MemoryMapObservation(env)  # plain MiniGrid envs: the student sees the memory map too
+        return RevisitCount(env) if visits else env
 
     return thunk
 
@@ -192,24 +293,27 @@ class Egocentric(nn.Module):
 MISSION_FIELDS, MISSION_VALUES = 12, 16  # the mission vector's instruction fields, each a small index
 
 
-def student_input(obs):
-    """The student's input tensor: the memory map; when the observation has a mission (plain MiniGrid
-    and BabyAI envs), one extra column x = width holds the mission vector (zero-padded), so that the
-    rollout buffers keep one uint8 tensor per step. Works on single and batched observations."""
-    image = np.asarray(obs["image"])
-    if "mission" not in obs:
-        return torch.as_tensor(image)
-    mission = np.asarray(obs["mission"], dtype=np.uint8)
-    column = np.zeros(image.shape[:-3] + (1,) + image.shape[-2:], dtype=np.uint8)
-    flat = column.reshape(image.shape[:-3] + (-1,))
-    flat[..., :mission.shape[-1]] = mission
-    return torch.as_tensor(np.concatenate([image, flat.reshape(column.shape)], axis=-3))
+def student_obs(obs):
+    """The network's input: the memory map, plus a fifth channel filled with the revisit count if observed,
+    plus one extra column x = width holding the mission vector (zero-padded) if observed (plain MiniGrid
+    and BabyAI envs), so that the rollout buffers keep one uint8 array per step. Single or batched."""
+    image = obs["image"]
+    if "revisits" in obs:
+        counts = np.broadcast_to(obs["revisits"][..., None, None, :], image.shape[:-1] + (1,))
+        image = np.concatenate([image, counts], axis=-1)
+    if "mission" in obs:
+        mission = np.asarray(obs["mission"], dtype=image.dtype)
+        column = np.zeros(image.shape[:-3] + (1,) + image.shape[-2:], dtype=image.dtype)
+        column.reshape(image.shape[:-3] + (-1,))[..., :mission.shape[-1]] = mission
+        image = np.concatenate([image, column], axis=-3)
+    return image
 
 
 class Agent(nn.Module):
-    """A small CNN over the one-hot egocentric memory map (object, colour, state, heading per cell).
+    """A small CNN over the one-hot egocentric memory map (object, colour, state, heading per cell); the log of
+    the revisit count joins the CNN's features when the observation has it.
 
-    With `mission=True` the input carries the mission in an extra column (see `student_input`): its
+    With `mission=True` the input carries the mission in an extra column (see `student_obs`): its
     instruction fields (action, object type, colour, location word, per instruction) are one-hot
     encoded, embedded and concatenated to the CNN features. (The start pose that location words refer
     to is not used: it is in absolute coordinates, the CNN's view is egocentric.)
@@ -220,12 +324,13 @@ class Agent(nn.Module):
 
     def __init__(self, obs_shape, n_actions, mission=False):
         super().__init__()
-        width, height, _ = obs_shape
+        width, height, input_channels = obs_shape
+        self.counts = input_channels > len(self.SIZES)
         self.mission = mission
         if mission:
             width -= 1  # the last column is the mission
-            self.mission_embedding = nn.Sequential(
-                layer_init(nn.Linear(MISSION_FIELDS * MISSION_VALUES, 32)), nn.ReLU())
+            self.mission_embedding = nn.Sequential(layer_init(nn.Linear(MISSION_FIELDS * MISSION_VALUES, 32)),
+                                                   nn.ReLU())
         self.egocentric = Egocentric(width, height)
         self.register_buffer("offsets", torch.tensor(np.cumsum((0,) + self.SIZES[:-1])))
         channels, side = sum(self.SIZES), 2 * max(width, height) - 1
@@ -236,20 +341,22 @@ class Agent(nn.Module):
         )
         with torch.no_grad():
             features = self.encoder(torch.zeros(1, channels, side, side)).shape[1]
-        self.trunk = nn.Sequential(layer_init(nn.Linear(features + (32 if mission else 0), 128)), nn.ReLU())
+        self.trunk = nn.Sequential(layer_init(nn.Linear(features + self.counts + 32 * mission, 128)), nn.ReLU())
         self.actor = layer_init(nn.Linear(128, n_actions), std=0.01)
         self.critic = layer_init(nn.Linear(128, 1), std=1)
 
     def features(self, x):
         if self.mission:
             x, mission = x[:, :-1], x[:, -1].reshape(len(x), -1)[:, :MISSION_FIELDS].long()
-        cells = self.egocentric(x).long() + self.offsets
-        one_hot = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_(3, cells, 1.0)
-        features = self.encoder(one_hot.permute(0, 3, 1, 2))
+        cells = self.egocentric(x[..., : len(self.SIZES)]).long() + self.offsets
+        planes = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_(3, cells, 1.0)
+        features = self.encoder(planes.permute(0, 3, 1, 2))
+        if self.counts:  # every cell of the fifth channel holds the count
+            features = torch.cat([features, torch.log1p(x[:, 0, 0, len(self.SIZES):].float()) / math.log(256)], 1)
         if self.mission:
             fields = torch.zeros(mission.shape + (MISSION_VALUES,), device=x.device).scatter_(
                 2, mission.clamp(max=MISSION_VALUES - 1)[..., None], 1.0)
-            features = torch.cat([features, self.mission_embedding(fields.flatten(1))], dim=1)
+            features = torch.cat([features, self.mission_embedding(fields.flatten(1))], 1)
         return self.trunk(features)
 
     def get_value(self, x):
@@ -301,12 +408,12 @@ def evaluate(agent, args, device, greedy=True, stop=lambda: False):
 
     def choose_actions(obs):
         with torch.no_grad():
-            logits = agent.actor(agent.features(student_input(obs).to(device)))
+            logits = agent.actor(agent.features(torch.as_tensor(student_obs(obs), device=device)))
         if greedy:
             return logits.argmax(-1).cpu().numpy()
         return torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=generator).squeeze(1).numpy()
 
-    env_fns = [make_env(args.env_id, 1, False, "") for _ in range(args.eval_envs)]
+    env_fns = [make_env(args.env_id, 1, False, "", args.visits) for _ in range(args.eval_envs)]
     returns = play_episodes(env_fns, args.eval_seed + np.arange(args.eval_episodes), choose_actions, stop)
     return float(np.mean(returns > 0)), float(np.mean(returns))
 
@@ -325,22 +432,14 @@ if __name__ == "__main__":
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     args.num_iterations = args.total_timesteps // args.batch_size
-    checkpoint = torch.load(args.resume, weights_only=False) if args.resume else None
+    checkpoint = load_checkpoint(args.resume, args) if args.resume else None
     if checkpoint is not None:
         run_name = checkpoint["run_name"]
     else:
         run_name = args.run_name or f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_path = Path(args.run_dir) / run_name
-    if args.track:
-        import wandb
-
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                   config=vars(args), name=run_name, monitor_gym=True, save_code=True)
-    writer = SummaryWriter(str(run_path), purge_step=checkpoint["global_step"] if checkpoint else None)
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
+    last_checkpoint = None  # nothing to keep until the training starts
+    sys.excepthook = crash_handler(run_path, lambda: last_checkpoint)  # any exception from here on: one line
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -351,18 +450,16 @@ if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     # env setup: Gymnasium 1.x with same-step autoreset, so the obs after a done starts the next episode
-    env_fns = [make_env(args.env_id, i, args.capture_video, run_name) for i in range(args.num_envs)]
+    env_fns = [make_env(args.env_id, i, args.capture_video, run_name, args.visits) for i in range(args.num_envs)]
     if args.async_envs:
         envs = gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     else:
         envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action space is supported"
-    has_mission = "mission" in envs.single_observation_space.spaces
-    image_shape = envs.single_observation_space["image"].shape
-    obs_shape = (image_shape[0] + has_mission,) + image_shape[1:]  # see student_input
+    obs_shape = student_obs({key: space.sample() for key, space in envs.single_observation_space.items()}).shape
     n_actions = int(envs.single_action_space.n)
 
-    agent = Agent(obs_shape, n_actions, mission=has_mission).to(device)
+    agent = Agent(obs_shape, n_actions, mission="mission" in envs.single_observation_space.spaces).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
 
     # ALGO Logic: Storage setup
@@ -381,8 +478,11 @@ if __name__ == "__main__":
     if checkpoint is None:
         next_obs_dict, _ = envs.reset(seed=args.seed)
     else:  # continue exactly where the checkpoint stopped
-        agent.load_state_dict(checkpoint["agent"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        try:
+            agent.load_state_dict(checkpoint["agent"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            fail(f"checkpoint {args.resume} does not fit this network: {one_line(error)}")
         torch.set_rng_state(checkpoint["torch_rng"])
         np.random.set_state(checkpoint["numpy_rng"])
         random.setstate(checkpoint["python_rng"])
@@ -396,13 +496,25 @@ if __name__ == "__main__":
             next_obs_dict = checkpoint["next_obs"]
         else:  # async sub-envs (other processes) and video recorders cannot be saved: fresh episodes
             next_obs_dict, _ = envs.reset(seed=args.seed + start_iteration)
-    next_obs = student_input(next_obs_dict).to(device)
+    next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
     next_done = torch.zeros(args.num_envs).to(device) if checkpoint is None else checkpoint["next_done"].to(device)
+
+    # only now: a checkpoint refused above leaves the run's TensorBoard events as they were
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                   config=vars(args), name=run_name, monitor_gym=True, save_code=True)
+    writer = SummaryWriter(str(run_path), purge_step=checkpoint["global_step"] if checkpoint else None)
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+    )
 
     def make_checkpoint(iteration):
         """Everything needed to continue with the same results as an uninterrupted run."""
         return {
-            "args": asdict(args), "run_name": run_name, "iteration": iteration, "global_step": global_step,
+            "script": SCRIPT, "args": asdict(args), "run_name": run_name, "iteration": iteration, "global_step": global_step,
             "agent": agent.state_dict(), "optimizer": optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
             "wall_seconds": wall_before + time.time() - start_time,
@@ -449,7 +561,7 @@ if __name__ == "__main__":
             next_obs_dict, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
             next_done_np = np.logical_or(terminations, truncations)
             rewards[step] = torch.tensor(reward).to(device).view(-1)
-            next_obs = student_input(next_obs_dict).to(device)
+            next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
             next_done = torch.Tensor(next_done_np).to(device)
 
             episode_returns += reward
@@ -608,7 +720,7 @@ if __name__ == "__main__":
         "wall_seconds_to_90": None if hit is None else curve["wall_seconds"][hit],
         "learning_curve": curve, "args": asdict(args),
     }
-    (run_path / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_atomically(json.dumps(summary, indent=1), run_path / "summary.json")
     print(f"{run_name}: eval success {eval_success:.2f} greedy, {sampled_success:.2f} sampled, frames to 90% {summary['frames_to_90']}, "
           f"{summary['sps']:.0f} SPS; summary in {run_path / 'summary.json'}")
     envs.close()

@@ -5,12 +5,14 @@
 #   python algorithms/ppo_teacher.py --env-id TeacherWrappers/SimpleDoorKey-v0 --planner recorded
 import contextlib
 import json
+import math
 import os
 import pickle
 import random
 import signal
 import sys
 import time
+import traceback
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
+from minigrid.minigrid_env import MiniGridEnv
 from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
 from torch.utils.tensorboard import SummaryWriter
@@ -30,10 +33,12 @@ from tqdm import tqdm
 
 import teacher_wrappers
 from teacher_wrappers import MemoryMapObservation, TeacherWrapper
+from teacher_wrappers.episodic import RevisitCount
 from teacher_wrappers.planners import PLANNERS
-from teacher_wrappers.wrapper import TeacherVectorWrapper
+from teacher_wrappers.wrapper import make_teacher_vector_env
 
 SCHEDULES = ("reference", "linear", "adaptive")
+DISTILL_FROM = ("on-policy", "successes")
 
 
 @dataclass
@@ -122,6 +127,23 @@ class Args:
     """linear and adaptive schedules: lambda reaches 0 after this many frames"""
     teacher_eval_episodes: int = 20
     """adaptive schedule: episodes of the teacher acting alone, to measure its return"""
+    distill_from: str = "on-policy"
+    """states the student imitates the teacher on: 'on-policy' (every state of the rollout) or 'successes'
+    (states of the student's own successful episodes, from a replay buffer)"""
+    success_buffer_size: int = 20_000
+    """distill_from successes: states kept (the oldest go first)"""
+    success_buffer_min: int = 1_024
+    """distill_from successes: on-policy states are used until the buffer holds this many"""
+    q_filter: bool = False
+    """trust the teacher only where a learned Q agrees: its actions valued below the student's own choice (by more
+    than q_filter_margin) are dropped from the target (after Nair et al. 2018's Q-filter)"""
+    q_filter_margin: float = 0.05
+    """q_filter: how much lower (in return) than the student's choice a suggestion may be valued and still be trusted"""
+
+    # The student's network
+    visits: bool = True
+    """show the student how often it has seen the current memory map this episode (teacher_wrappers.RevisitCount),
+    so that a greedy policy can notice that it is going round in circles"""
 
     # Logging, evaluation and checkpoints
     success_window: int = 100
@@ -135,7 +157,10 @@ class Args:
     checkpoint_every: int = 50
     """write a checkpoint every this many iterations (0: only at the end and on Ctrl-C)"""
     resume: str | None = None
-    """path of a checkpoint to continue from; the run goes on in that checkpoint's run folder"""
+    """path of a checkpoint to continue from; the run goes on in that checkpoint's run folder. The checkpoint
+    must come from this script with the same settings (see --resume-allow-budget-change)"""
+    resume_allow_budget_change: bool = False
+    """with --resume: let --total-timesteps differ from the checkpoint's (the learning rate anneals to the new budget)"""
     progress: bool = True
     """show a progress bar with SPS and success rate"""
 
@@ -148,9 +173,20 @@ class Args:
     """the number of iterations (computed in runtime)"""
 
 
-def fail(message):
+SCRIPT = os.path.basename(__file__)
+# Settings that do not change the training: a resumed run may set them anew.
+RESUME_FREE = {"resume", "resume_allow_budget_change", "progress", "run_name", "run_dir", "track", "wandb_project_name",
+               "wandb_entity", "checkpoint_every", "eval_episodes", "eval_seed",
+               "batch_size", "minibatch_size", "num_iterations"}  # the last three follow from the others
+
+
+def fail(message, code=2):
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(code)
+
+
+def one_line(error):
+    return " ".join(str(error).split())[:500] or type(error).__name__
 
 
 def validate(args):
@@ -158,12 +194,91 @@ def validate(args):
         fail(f"unknown planner {args.planner!r}; valid planners: {', '.join(PLANNERS)}")
     if args.schedule not in SCHEDULES:
         fail(f"unknown schedule {args.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
+    if args.distill_from not in DISTILL_FROM:
+        fail(f"unknown --distill-from {args.distill_from!r}; valid: {', '.join(DISTILL_FROM)}")
+    for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs"):
+        if getattr(args, name) < 1:
+            fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    batch = args.num_envs * args.num_steps
+    if args.total_timesteps < batch:
+        fail(f"--total-timesteps {args.total_timesteps} is below one batch (--num-envs x --num-steps = {batch}): "
+             "nothing would be trained")
+    if args.num_minibatches > batch:
+        fail(f"--num-minibatches {args.num_minibatches} is more than the batch of {batch} samples")
+    tasks = ", ".join(f"{teacher_wrappers.NAMESPACE}/{task}-v0" for task in teacher_wrappers.TASKS)
     try:
-        gym.spec(args.env_id)
-    except gym.error.Error:
-        tasks = ", ".join(f"{teacher_wrappers.NAMESPACE}/{task}-v0" for task in teacher_wrappers.TASKS)
+        env = gym.make(args.env_id)  # also finds ids registered by a module: "my_module:MyEnv-v0"
+    except (gym.error.Error, ImportError, TypeError, ValueError):
         fail(f"unknown env id {args.env_id!r}; valid: {tasks}, or any registered MiniGrid id "
              "(e.g. MiniGrid-DoorKey-8x8-v0)")
+    base = env.unwrapped
+    env.close()
+    if not isinstance(base, MiniGridEnv):
+        fail(f"{args.env_id} is not a MiniGrid environment ({type(base).__name__}): the student reads MiniGrid "
+             f"grids; valid: {tasks}, or any registered MiniGrid id")
+
+
+def checkpoint_differences(saved, args):
+    """'--name: here (checkpoint: there)' for every setting of `args` that changes the training and differs."""
+    current = asdict(args)
+    free = RESUME_FREE | ({"total_timesteps"} if args.resume_allow_budget_change else set())
+    return [f"--{key.replace('_', '-')} {current.get(key, '(absent)')} (checkpoint: {saved.get(key, '(absent)')})"
+            for key in sorted(set(saved) | set(current)) if key not in free and saved.get(key) != current.get(key)]
+
+
+def load_checkpoint(path, args):
+    """The checkpoint at `path` if this script wrote it for a run with these settings; else a one-line error.
+
+    Called before anything of the run is touched (TensorBoard's purge_step hides the events past it).
+    """
+    try:
+        checkpoint = torch.load(path, weights_only=False, map_location="cpu")
+    except FileNotFoundError:
+        fail(f"checkpoint {path} does not exist")
+    except Exception as error:  # noqa: BLE001  (empty, truncated, random bytes, a folder: whatever torch says)
+        fail(f"cannot read checkpoint {path}: {type(error).__name__}: {one_line(error)}")
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("args"), dict) or "script" not in checkpoint:
+        fail(f"{path} is not a checkpoint of {SCRIPT} (it records no script and settings)")
+    if checkpoint["script"] != SCRIPT:
+        fail(f"checkpoint {path} was written by {checkpoint['script']}, not {SCRIPT}; "
+             f"resume it with algorithms/{checkpoint['script']}")
+    differences = checkpoint_differences(checkpoint["args"], args)
+    if differences:
+        fail(f"checkpoint {path} was written with other settings: {'; '.join(differences)}; "
+             "resume with the checkpoint's settings")
+    return checkpoint
+
+
+def crash_handler(run_path, latest):
+    """sys.excepthook for the training: any exception (a planner server answering HTTP 500, a full disk) writes
+    the checkpoint of the last finished iteration, `latest()`, then ends the run with one line; the traceback
+    goes to <run>/error.log."""
+
+    def hook(kind, error, tb):
+        if not issubclass(kind, Exception):  # KeyboardInterrupt, SystemExit: Python's usual handling
+            return sys.__excepthook__(kind, error, tb)
+        log, path = run_path / "error.log", run_path / "checkpoints" / "latest.pt"
+        try:
+            run_path.mkdir(parents=True, exist_ok=True)
+            log.write_text("".join(traceback.format_exception(kind, error, tb)))
+            checkpoint = latest()
+            if checkpoint is None:
+                saved = "no checkpoint: the training had not started"
+            else:
+                save_atomically(checkpoint, path)
+                saved = f"checkpoint of iteration {checkpoint['iteration']} written to {path}; continue with --resume"
+        except Exception as save_error:  # noqa: BLE001  (say both, in one line)
+            saved = f"no checkpoint written ({type(save_error).__name__}: {one_line(save_error)})"
+        print(f"error: {kind.__name__}: {one_line(error)} (traceback in {log}); {saved}", file=sys.stderr)
+
+    return hook
+
+
+def write_atomically(text, path):
+    """A reader sees the old file or the new one, never half of one (a killed run, a full disk)."""
+    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def planner_kwargs(args):
@@ -172,17 +287,28 @@ def planner_kwargs(args):
     return {key: value for key, value in options.items() if value is not None}
 
 
-def make_env(env_id, idx, capture_video, run_name):
+def restore_teacher(teacher, checkpoint):
+    """The teacher's counters and answers as the checkpoint left them: a resumed run's teacher_stats count the
+    whole run, and texts answered before are not asked again."""
+    for key, value in checkpoint["teacher_stats"].items():
+        if hasattr(teacher.stats, key):
+            setattr(teacher.stats, key, value)
+    teacher.memo.update(checkpoint["teacher_memo"])
+    teacher.planner.queries = checkpoint["planner_queries"]
+
+
+def make_env(env_id, idx, capture_video, run_name, visits=True):
     def thunk():
         if capture_video and idx == 0:
             env = gym.make(env_id, render_mode="rgb_array")
             env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
         else:
             env = gym.make(env_id)
-        with contextlib.suppress(AttributeError):
+        try:
             env.get_wrapper_attr("memory_map")
-            return env
-        return MemoryMapObservation(env)  # plain MiniGrid envs: the student sees the memory map too
+        except AttributeError:
+            env = MemoryMapObservation(env)  # plain MiniGrid envs: the student sees the memory map too
+        return RevisitCount(env) if visits else env
 
     return thunk
 
@@ -233,24 +359,27 @@ class Egocentric(nn.Module):
 MISSION_FIELDS, MISSION_VALUES = 12, 16  # the mission vector's instruction fields, each a small index
 
 
-def student_input(obs):
-    """The student's input tensor: the memory map; when the observation has a mission (plain MiniGrid
-    and BabyAI envs), one extra column x = width holds the mission vector (zero-padded), so that the
-    rollout buffers keep one uint8 tensor per step. Works on single and batched observations."""
-    image = np.asarray(obs["image"])
-    if "mission" not in obs:
-        return torch.as_tensor(image)
-    mission = np.asarray(obs["mission"], dtype=np.uint8)
-    column = np.zeros(image.shape[:-3] + (1,) + image.shape[-2:], dtype=np.uint8)
-    flat = column.reshape(image.shape[:-3] + (-1,))
-    flat[..., :mission.shape[-1]] = mission
-    return torch.as_tensor(np.concatenate([image, flat.reshape(column.shape)], axis=-3))
+def student_obs(obs):
+    """The network's input: the memory map, plus a fifth channel filled with the revisit count if observed,
+    plus one extra column x = width holding the mission vector (zero-padded) if observed (plain MiniGrid
+    and BabyAI envs), so that the rollout buffers keep one uint8 array per step. Single or batched."""
+    image = obs["image"]
+    if "revisits" in obs:
+        counts = np.broadcast_to(obs["revisits"][..., None, None, :], image.shape[:-1] + (1,))
+        image = np.concatenate([image, counts], axis=-1)
+    if "mission" in obs:
+        mission = np.asarray(obs["mission"], dtype=image.dtype)
+        column = np.zeros(image.shape[:-3] + (1,) + image.shape[-2:], dtype=image.dtype)
+        column.reshape(image.shape[:-3] + (-1,))[..., :mission.shape[-1]] = mission
+        image = np.concatenate([image, column], axis=-3)
+    return image
 
 
 class Agent(nn.Module):
-    """A small CNN over the one-hot egocentric memory map (object, colour, state, heading per cell).
+    """A small CNN over the one-hot egocentric memory map (object, colour, state, heading per cell); the log of
+    the revisit count joins the CNN's features when the observation has it.
 
-    With `mission=True` the input carries the mission in an extra column (see `student_input`): its
+    With `mission=True` the input carries the mission in an extra column (see `student_obs`): its
     instruction fields (action, object type, colour, location word, per instruction) are one-hot
     encoded, embedded and concatenated to the CNN features. (The start pose that location words refer
     to is not used: it is in absolute coordinates, the CNN's view is egocentric.)
@@ -259,14 +388,15 @@ class Agent(nn.Module):
     # MiniGrid has 11 object types, 6 colours, 3 door states; channel 3 holds heading + 1 (0: no agent).
     SIZES = (11, 6, 3, 5)
 
-    def __init__(self, obs_shape, n_actions, mission=False):
+    def __init__(self, obs_shape, n_actions, q_head=False, mission=False):
         super().__init__()
-        width, height, _ = obs_shape
+        width, height, input_channels = obs_shape
+        self.counts = input_channels > len(self.SIZES)
         self.mission = mission
         if mission:
             width -= 1  # the last column is the mission
-            self.mission_embedding = nn.Sequential(
-                layer_init(nn.Linear(MISSION_FIELDS * MISSION_VALUES, 32)), nn.ReLU())
+            self.mission_embedding = nn.Sequential(layer_init(nn.Linear(MISSION_FIELDS * MISSION_VALUES, 32)),
+                                                   nn.ReLU())
         self.egocentric = Egocentric(width, height)
         self.register_buffer("offsets", torch.tensor(np.cumsum((0,) + self.SIZES[:-1])))
         channels, side = sum(self.SIZES), 2 * max(width, height) - 1
@@ -277,20 +407,25 @@ class Agent(nn.Module):
         )
         with torch.no_grad():
             features = self.encoder(torch.zeros(1, channels, side, side)).shape[1]
-        self.trunk = nn.Sequential(layer_init(nn.Linear(features + (32 if mission else 0), 128)), nn.ReLU())
+        self.trunk = nn.Sequential(layer_init(nn.Linear(features + self.counts + 32 * mission, 128)), nn.ReLU())
         self.actor = layer_init(nn.Linear(128, n_actions), std=0.01)
         self.critic = layer_init(nn.Linear(128, 1), std=1)
+        # Q(s, a) for every action, regressed on the returns of the actions taken: judges the teacher's suggestions.
+        # It starts near 0 everywhere, so that the Q-filter trusts every suggestion until Q has learned something.
+        self.q = layer_init(nn.Linear(128, n_actions), std=0.01) if q_head else None
 
     def features(self, x):
         if self.mission:
             x, mission = x[:, :-1], x[:, -1].reshape(len(x), -1)[:, :MISSION_FIELDS].long()
-        cells = self.egocentric(x).long() + self.offsets
-        one_hot = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_(3, cells, 1.0)
-        features = self.encoder(one_hot.permute(0, 3, 1, 2))
+        cells = self.egocentric(x[..., : len(self.SIZES)]).long() + self.offsets
+        planes = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_(3, cells, 1.0)
+        features = self.encoder(planes.permute(0, 3, 1, 2))
+        if self.counts:  # every cell of the fifth channel holds the count
+            features = torch.cat([features, torch.log1p(x[:, 0, 0, len(self.SIZES):].float()) / math.log(256)], 1)
         if self.mission:
             fields = torch.zeros(mission.shape + (MISSION_VALUES,), device=x.device).scatter_(
                 2, mission.clamp(max=MISSION_VALUES - 1)[..., None], 1.0)
-            features = torch.cat([features, self.mission_embedding(fields.flatten(1))], dim=1)
+            features = torch.cat([features, self.mission_embedding(fields.flatten(1))], 1)
         return self.trunk(features)
 
     def get_value(self, x):
@@ -302,7 +437,42 @@ class Agent(nn.Module):
         probs = Categorical(logits=logits)
         if action is None:
             action = probs.sample()
-        return action, probs.log_prob(action), probs.entropy(), self.critic(hidden), logits
+        return action, probs.log_prob(action), probs.entropy(), self.critic(hidden), logits, hidden
+
+
+class SuccessBuffer:
+    """States of the student's own successful episodes with the teacher's suggestions there (a ring buffer).
+
+    Imitating the teacher on every visited state also teaches its mistakes (an LLM plan that drops the right
+    key for the wrong one); on states that led to success its advice was, at least, not fatal.
+    """
+
+    def __init__(self, capacity, obs_shape, n_actions):
+        self.obs = np.zeros((capacity,) + obs_shape, dtype=np.uint8)
+        self.teacher = np.zeros((capacity, n_actions), dtype=np.float32)
+        self.size, self.next = 0, 0
+
+    def add(self, obs, teacher):
+        for start in range(0, len(obs), len(self.obs)):
+            chunk = slice(start, start + len(self.obs))
+            count = len(obs[chunk])
+            index = (self.next + np.arange(count)) % len(self.obs)
+            self.obs[index], self.teacher[index] = obs[chunk], teacher[chunk]
+            self.next, self.size = (self.next + count) % len(self.obs), min(self.size + count, len(self.obs))
+
+    def sample(self, count, device):
+        index = torch.randint(self.size, (count,)).numpy()
+        return torch.as_tensor(self.obs[index], device=device), torch.as_tensor(self.teacher[index], device=device)
+
+
+def distillation_target(teacher, logits, q, margin):
+    """The teacher's suggestion; with a Q-filter, only its actions valued about as high as the student's choice."""
+    if q is None:
+        return teacher
+    q = q.detach()
+    trusted = q >= q.gather(1, logits.detach().argmax(-1, keepdim=True)) - margin
+    target = teacher * trusted
+    return target / target.sum(-1, keepdim=True).clamp_min(1e-8)  # a row with nothing trusted is all 0: no loss
 
 
 def teacher_alone_returns(args, planner, seeds, stop=lambda: False):
@@ -315,7 +485,7 @@ def teacher_alone_returns(args, planner, seeds, stop=lambda: False):
         return np.minimum((cumulative <= draws).sum(1), cumulative.shape[1] - 1)
 
     def make_teacher_env():
-        return TeacherWrapper(make_env(args.env_id, 1, False, "")(), planner=planner)
+        return TeacherWrapper(make_env(args.env_id, 1, False, "", args.visits)(), planner=planner)
 
     return play_episodes([make_teacher_env] * args.eval_envs, seeds, choose_actions, stop)
 
@@ -374,12 +544,12 @@ def evaluate(agent, args, device, greedy=True, stop=lambda: False):
 
     def choose_actions(obs):
         with torch.no_grad():
-            logits = agent.actor(agent.features(student_input(obs).to(device)))
+            logits = agent.actor(agent.features(torch.as_tensor(student_obs(obs), device=device)))
         if greedy:
             return logits.argmax(-1).cpu().numpy()
         return torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=generator).squeeze(1).numpy()
 
-    env_fns = [make_env(args.env_id, 1, False, "") for _ in range(args.eval_envs)]
+    env_fns = [make_env(args.env_id, 1, False, "", args.visits) for _ in range(args.eval_envs)]
     returns = play_episodes(env_fns, args.eval_seed + np.arange(args.eval_episodes), choose_actions, stop)
     return float(np.mean(returns > 0)), float(np.mean(returns))
 
@@ -398,22 +568,14 @@ if __name__ == "__main__":
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     args.num_iterations = args.total_timesteps // args.batch_size
-    checkpoint = torch.load(args.resume, weights_only=False) if args.resume else None
+    checkpoint = load_checkpoint(args.resume, args) if args.resume else None
     if checkpoint is not None:
         run_name = checkpoint["run_name"]
     else:
         run_name = args.run_name or f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_path = Path(args.run_dir) / run_name
-    if args.track:
-        import wandb
-
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                   config=vars(args), name=run_name, monitor_gym=True, save_code=True)
-    writer = SummaryWriter(str(run_path), purge_step=checkpoint["global_step"] if checkpoint else None)
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
+    last_checkpoint = None  # nothing to keep until the training starts
+    sys.excepthook = crash_handler(run_path, lambda: last_checkpoint)  # any exception from here on: one line
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -424,22 +586,20 @@ if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     # env setup: Gymnasium 1.x with same-step autoreset, so the obs after a done starts the next episode
-    env_fns = [make_env(args.env_id, i, args.capture_video, run_name) for i in range(args.num_envs)]
-    if args.async_envs:
-        envs = gym.vector.AsyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    else:
-        envs = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    # (with --async-envs, a planner that costs no LLM call runs in every sub-env process: see make_teacher_vector_env)
+    env_fns = [make_env(args.env_id, i, args.capture_video, run_name, args.visits) for i in range(args.num_envs)]
     try:
-        envs = TeacherVectorWrapper(envs, planner=args.planner, planner_kwargs=planner_kwargs(args))
+        envs = make_teacher_vector_env(env_fns, planner=args.planner, planner_kwargs=planner_kwargs(args),
+                                       asynchronous=args.async_envs,
+                                       autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     except (ValueError, TypeError, ConnectionError, OSError, RuntimeError) as error:
         fail(f"cannot build the {args.planner!r} teacher: {error}")
     assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action space is supported"
-    has_mission = "mission" in envs.single_observation_space.spaces
-    image_shape = envs.single_observation_space["image"].shape
-    obs_shape = (image_shape[0] + has_mission,) + image_shape[1:]  # see student_input
+    obs_shape = student_obs({key: space.sample() for key, space in envs.single_observation_space.items()}).shape
     n_actions = int(envs.single_action_space.n)
 
-    agent = Agent(obs_shape, n_actions, mission=has_mission).to(device)
+    agent = Agent(obs_shape, n_actions, q_head=args.q_filter,
+                  mission="mission" in envs.single_observation_space.spaces).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
     teacher_return = 0.0
     if args.schedule == "adaptive":
@@ -453,6 +613,8 @@ if __name__ == "__main__":
     logprobs = torch.zeros((args.num_steps, args.num_envs)).to(device)
     rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
     dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    successes = SuccessBuffer(args.success_buffer_size, obs_shape, n_actions) if args.distill_from == "successes" else None
+    episode_states = [[] for _ in range(args.num_envs)]  # (obs, teacher_probs) of each env's current episode
     values = torch.zeros((args.num_steps, args.num_envs)).to(device)
 
     # TRY NOT TO MODIFY: start the game
@@ -464,8 +626,11 @@ if __name__ == "__main__":
     if checkpoint is None:
         next_obs_dict, _ = envs.reset(seed=args.seed)
     else:  # continue exactly where the checkpoint stopped
-        agent.load_state_dict(checkpoint["agent"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        try:
+            agent.load_state_dict(checkpoint["agent"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            fail(f"checkpoint {args.resume} does not fit this network: {one_line(error)}")
         torch.set_rng_state(checkpoint["torch_rng"])
         np.random.set_state(checkpoint["numpy_rng"])
         random.setstate(checkpoint["python_rng"])
@@ -474,20 +639,34 @@ if __name__ == "__main__":
         episode_returns, episode_lengths = checkpoint["episode_returns"], checkpoint["episode_lengths"]
         recent.extend(checkpoint["recent"])
         curve = checkpoint["curve"]
+        successes, episode_states = checkpoint["successes"], checkpoint["episode_states"]
+        restore_teacher(envs.teacher, checkpoint)
         if checkpoint["envs"] is not None and not args.async_envs:
             envs.env.envs = pickle.loads(checkpoint["envs"])
             envs.restore_visits(checkpoint["teacher_visits"])
             next_obs_dict = checkpoint["next_obs"]
         else:  # async sub-envs (other processes) and video recorders cannot be saved: fresh episodes
             next_obs_dict, _ = envs.reset(seed=args.seed + start_iteration)
-    next_obs = student_input(next_obs_dict).to(device)
+    next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
     next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
     next_done = torch.zeros(args.num_envs).to(device) if checkpoint is None else checkpoint["next_done"].to(device)
+
+    # only now: a checkpoint refused above leaves the run's TensorBoard events as they were
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                   config=vars(args), name=run_name, monitor_gym=True, save_code=True)
+    writer = SummaryWriter(str(run_path), purge_step=checkpoint["global_step"] if checkpoint else None)
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+    )
 
     def make_checkpoint(iteration):
         """Everything needed to continue with the same results as an uninterrupted run."""
         return {
-            "args": asdict(args), "run_name": run_name, "iteration": iteration, "global_step": global_step,
+            "script": SCRIPT, "args": asdict(args), "run_name": run_name, "iteration": iteration, "global_step": global_step,
             "agent": agent.state_dict(), "optimizer": optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
             "wall_seconds": wall_before + time.time() - start_time, "teacher_return": teacher_return,
@@ -495,6 +674,9 @@ if __name__ == "__main__":
             "recent": list(recent), "curve": {key: list(value) for key, value in curve.items()},
             "envs": None if args.async_envs or args.capture_video else pickle.dumps(envs.env.envs),
             "teacher_visits": envs.visits_state(), "next_obs": next_obs_dict, "next_done": next_done.cpu(),
+            "successes": successes, "episode_states": episode_states,
+            "teacher_stats": asdict(envs.teacher.stats), "teacher_memo": dict(envs.teacher.memo),
+            "planner_queries": envs.teacher.planner.queries,
         }
 
     start_time = time.time()
@@ -529,7 +711,7 @@ if __name__ == "__main__":
 
             # ALGO LOGIC: action logic
             with torch.inference_mode():
-                action, logprob, _, value, _ = agent.get_action_and_value(next_obs)
+                action, logprob, _, value, _, _ = agent.get_action_and_value(next_obs)
                 values[step] = value.flatten()
             actions[step] = action
             logprobs[step] = logprob
@@ -538,7 +720,10 @@ if __name__ == "__main__":
             next_obs_dict, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
             next_done_np = np.logical_or(terminations, truncations)
             rewards[step] = torch.tensor(reward).to(device).view(-1)
-            next_obs = student_input(next_obs_dict).to(device)
+            if successes is not None and lam > 0:
+                for i in range(args.num_envs):
+                    episode_states[i].append((obs[step, i].cpu().numpy(), teacher_probs[step, i].cpu().numpy()))
+            next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
             next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
             next_done = torch.Tensor(next_done_np).to(device)
 
@@ -547,6 +732,10 @@ if __name__ == "__main__":
             for i in np.flatnonzero(next_done_np):
                 success = bool(reward[i] > 0)  # every task here rewards success and only success
                 recent.append((success, episode_returns[i]))
+                if success and episode_states[i]:
+                    states, suggestions = zip(*episode_states[i])
+                    successes.add(np.stack(states), np.stack(suggestions))
+                episode_states[i] = []
                 writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
                 writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
                 episode_returns[i], episode_lengths[i] = 0.0, 0
@@ -585,7 +774,7 @@ if __name__ == "__main__":
                 end = start + args.minibatch_size
                 mb_inds = b_inds[start:end]
 
-                _, newlogprob, entropy, newvalue, logits = agent.get_action_and_value(
+                _, newlogprob, entropy, newvalue, logits, hidden = agent.get_action_and_value(
                     b_obs[mb_inds], b_actions.long()[mb_inds])
                 logratio = newlogprob - b_logprobs[mb_inds]
                 ratio = logratio.exp()
@@ -620,16 +809,30 @@ if __name__ == "__main__":
                 else:
                     v_loss = 0.5 * ((newvalue - b_returns[mb_inds]) ** 2).mean()
 
-                # Distillation: KL(teacher || student) on the states the student visited
-                mb_teacher = b_teacher[mb_inds]
-                log_student = F.log_softmax(logits, dim=-1)
-                teacher_kl = (torch.xlogy(mb_teacher, mb_teacher) - mb_teacher * log_student).sum(-1).mean()
+                # Q(s, a_taken) regressed on the return, for the Q-filter
+                q_loss = torch.zeros((), device=device)
+                if agent.q is not None:
+                    q_taken = agent.q(hidden).gather(1, b_actions.long()[mb_inds, None]).squeeze(1)
+                    q_loss = 0.5 * ((q_taken - b_returns[mb_inds]) ** 2).mean()
+
+                # Distillation: KL(teacher || student) on the states the student visited, or on states of its own
+                # successful episodes once the buffer holds enough of them
+                mb_teacher, kl_hidden, kl_logits = b_teacher[mb_inds], hidden, logits
+                if lam > 0 and successes is not None and successes.size >= args.success_buffer_min:
+                    kl_obs, mb_teacher = successes.sample(args.minibatch_size, device)
+                    kl_hidden = agent.features(kl_obs)
+                    kl_logits = agent.actor(kl_hidden)
+                target = distillation_target(mb_teacher, kl_logits, None if agent.q is None else agent.q(kl_hidden),
+                                             args.q_filter_margin)
+                log_student = F.log_softmax(kl_logits, dim=-1)
+                teacher_kl = (torch.xlogy(target, target) - target * log_student).sum(-1).mean()
                 with torch.no_grad():
                     teacher_kls.append(teacher_kl.item())
-                    agreements.append((logits.argmax(-1) == mb_teacher.argmax(-1)).float().mean().item())
+                    agreements.append((kl_logits.argmax(-1) == mb_teacher.argmax(-1)).float().mean().item())
 
                 entropy_loss = entropy.mean()
-                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef + lam * teacher_kl
+                loss = (pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef + q_loss * args.vf_coef
+                        + lam * teacher_kl)
 
                 optimizer.zero_grad()
                 loss.backward()
@@ -725,7 +928,7 @@ if __name__ == "__main__":
         "teacher_eval_mean_return": float(np.mean(teacher_eval_returns)),
         "teacher_stats": envs.teacher_stats(), "learning_curve": curve, "args": asdict(args),
     }
-    (run_path / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_atomically(json.dumps(summary, indent=1), run_path / "summary.json")
     print(f"{run_name}: eval success {eval_success:.2f} greedy, {sampled_success:.2f} sampled, frames to 90% {summary['frames_to_90']}, "
           f"{summary['sps']:.0f} SPS; summary in {run_path / 'summary.json'}")
     envs.close()

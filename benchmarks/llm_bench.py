@@ -21,6 +21,7 @@ from pathlib import Path
 
 import tyro
 
+from benchmarks.files import write_text
 from benchmarks.teacher_eval import RESULTS, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +92,7 @@ def main(args: Args) -> dict:
                                                                             "cache": cache})]]
         results["training"] = training_calls(args, Path(tmp) / "training.sqlite")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "llm_bench.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_text(RESULTS / "llm_bench.json", json.dumps(results, indent=1) + "\n")
     lines = ["# SmolLM2-135M-Instruct as the teacher, 2-core CPU", "",
              f"- load: {results['first_load_seconds']:.1f} s the first time (GGUF conversion), "
              f"{results['load_seconds']:.1f} s after",
@@ -106,7 +107,7 @@ def main(args: Args) -> dict:
              "| --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {r['task']} | {r['mode']} | {r['success_rate']:.3f} | {r['lava_deaths']} | {r['timeouts']} | "
               f"{r['mean_return']:.3f} | {r['llm_calls']} |" for r in results["teacher_alone"]]
-    (RESULTS / "llm_bench.md").write_text("\n".join(lines) + "\n")
+    write_text(RESULTS / "llm_bench.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return results
 

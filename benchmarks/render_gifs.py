@@ -19,6 +19,7 @@ import tyro
 from PIL import Image
 
 import teacher_wrappers  # noqa: F401  (registers the tasks)
+from benchmarks.files import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,7 +96,8 @@ def main(args: Args) -> list[Path]:
             print(f"{env_id}: the student of {run} solved no episode; no GIF")
             continue
         path = out / f"{env_id.split('/')[-1].removesuffix('-v0')}.gif"
-        frames[0].save(path, save_all=True, append_images=frames[1:], duration=150, loop=0)
+        with atomic_path(path) as tmp:
+            frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=150, loop=0)
         written.append(path)
         print(f"{env_id}: {len(frames)} frames from {run} -> {path}")
     return written

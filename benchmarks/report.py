@@ -22,6 +22,8 @@ import numpy as np  # noqa: E402
 import tyro  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from benchmarks.files import atomic_path, write_text  # noqa: E402
+
 
 @dataclass
 class Args:
@@ -49,9 +51,15 @@ def method_label(summary: dict) -> str:
 def load(folders: list[str]) -> dict[tuple[str, str], list[dict]]:
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for path in sorted(p for folder in folders for p in Path(folder).rglob("summary.json")):
-        summary = json.loads(path.read_text())
-        task = summary["env_id"].split("/")[-1].removesuffix("-v0")
-        groups[(task, method_label(summary))].append(summary)
+        try:
+            summary = json.loads(path.read_text())
+            task = summary["env_id"].split("/")[-1].removesuffix("-v0")
+            label = method_label(summary)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            kind = "not valid JSON" if isinstance(error, json.JSONDecodeError) else type(error).__name__
+            raise SystemExit(f"error: cannot read {path} ({kind}: {error}); rerun the sweep that made it "
+                             "(it redoes runs whose summary is unreadable) or move the file away")
+        groups[(task, label)].append(summary)
     return groups
 
 
@@ -136,7 +144,8 @@ def curves_plot(groups, path: Path) -> None:
     axes[0][0].set_ylabel("success rate (training episodes)")
     axes[0][-1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -214,8 +223,8 @@ def main(args: Args) -> list[dict]:
         text += "\n## Goals (../shared/DESIGN.md)\n\n" + "\n".join(goal_lines) + "\n"
     if args.appendix:
         text += "\n" + Path(args.appendix).read_text()
-    (out / f"{args.name}.md").write_text(text)
-    (out / f"{args.name.lower()}_summary.json").write_text(json.dumps(rows, indent=1) + "\n")
+    write_text(out / f"{args.name}.md", text)
+    write_text(out / f"{args.name.lower()}_summary.json", json.dumps(rows, indent=1) + "\n")
     print(text)
     return rows
 

@@ -4,29 +4,57 @@
         --methods ppo ppo_teacher:recorded ppo_teacher:rules teacher:recorded teacher:rules
 
 A method is `ppo`, `ppo_teacher:<planner>` or `teacher:<planner>` (the teacher acting alone). Every
-run writes <out>/<task>__<method>__<seed>/summary.json; runs whose summary exists are skipped, so a
-killed sweep continues where it stopped and loses at most the runs in flight.
-`python -m benchmarks.report` turns the runs into the report.
+run writes <out>/<task>__<method>__<seed>/summary.json. `python -m benchmarks.report` turns the runs
+into the report.
+
+Stopping and restarting (README, "Sweeps"):
+- Ctrl-C or SIGTERM stops the whole sweep: every run in flight gets SIGTERM (its whole process
+  group: the training script and its workers), writes a checkpoint and exits; nothing new starts;
+  the sweep exits 130 (Ctrl-C) or 143 (SIGTERM). Finished runs are left as they are.
+- Run the same command again to continue. A run is done when its summary.json parses and records
+  the configuration asked for (script, method, task, seed, frames, --extra); a run with a checkpoint
+  of that configuration continues from it; any other run starts afresh in an emptied folder.
+- A summary or checkpoint made with another configuration stops the sweep before its first run,
+  naming the difference; use another --out, or --redo-mismatched to delete those runs and redo them.
+- A lock (<out>/.sweep.lock) keeps a second sweep out of the folder while this one or any of its
+  runs is alive.
+- Exit status: 0 when every run succeeded, 1 when some failed, 2 for bad arguments, a mismatch or a
+  held lock, 130/143 when stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.util
+import io
 import json
 import os
+import re
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import tyro
 
+from benchmarks.files import write_text
 from benchmarks.teacher_eval import env_id, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ("ppo", "ppo_teacher")
+LOCK_NAME = ".sweep.lock"
+GRACE_SECONDS = 60  # a run told to stop gets this long to write its checkpoint before it is killed
+# Arguments that do not change what a run measures: a summary that differs only in these is still done.
+NOT_CONFIGURATION = {"run_dir", "run_name", "progress", "checkpoint_every", "resume", "resume_allow_budget_change",
+                     "track", "wandb_project_name", "wandb_entity", "batch_size", "minibatch_size", "num_iterations"}
 
 
 @dataclass
@@ -53,6 +81,10 @@ class Args:
     On a cluster, every node needs the repository at the same path and --out on shared storage."""
     extra: str = ""
     """extra arguments for every training script, as one string, e.g. --extra='--schedule reference'"""
+    redo_mismatched: bool = False
+    """delete and redo the runs of --out whose summary or checkpoint records another configuration"""
+    dry_run: bool = False
+    """only say which runs are done, would continue from a checkpoint, start afresh or do not match"""
 
 
 @dataclass(frozen=True)
@@ -65,73 +97,387 @@ class Run:
     def name(self) -> str:
         return f"{self.task}__{self.method.replace(':', '-')}__{self.seed}"
 
+    @property
+    def script(self) -> str:
+        return self.method.partition(":")[0]
+
+    @property
+    def planner(self) -> str:
+        return self.method.partition(":")[2]
+
+
+class SweepError(Exception):
+    """Bad arguments, a mismatching run or a held lock: the sweep stops before its first run."""
+
+
+# -- what the sweep asks for ------------------------------------------------------------------------
+
+@functools.cache
+def script_module(script: str):
+    """algorithms/<script>.py as a module (its Args and RESUME_FREE; the training itself runs as __main__ only)."""
+    name = f"_sweep_{script}"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "algorithms" / f"{script}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # tyro inspects the module of Args
+    spec.loader.exec_module(module)
+    return module
+
 
 def command(run: Run, args: Args) -> list[str]:
-    script, _, planner = run.method.partition(":")
-    cmd = [sys.executable, str(ROOT / "algorithms" / f"{script}.py"), "--env-id", env_id(run.task),
-           "--seed", str(run.seed), "--total-timesteps", str(args.total_timesteps), "--run-dir", args.out,
-           "--run-name", run.name, "--no-progress", "--checkpoint-every", "0"]
-    if planner:
-        cmd += ["--planner", planner]
-    return cmd + shlex.split(args.extra)
+    if run.script == "teacher":
+        call = f"teacher_run({run.task!r}, {run.planner!r}, {args.teacher_episodes}, {run.seed}, {args.out!r})"
+        return [sys.executable, "-c", f"from benchmarks.run import teacher_run; {call}"]
+    return [sys.executable, str(ROOT / "algorithms" / f"{run.script}.py"), *script_flags(run, args)]
 
 
-def execute(run: Run, args: Args) -> str:
-    path = Path(args.out) / run.name
-    if run.method.startswith("teacher:"):
-        planner = run.method.partition(":")[2]
-        start = time.perf_counter()
-        result = evaluate(run.task, planner, args.teacher_episodes, seed=run.seed * 100_000, progress=False)
-        summary = {"env_id": env_id(run.task), "method": "teacher", "planner": planner, "seed": run.seed,
-                   "frames": 0, "wall_seconds": time.perf_counter() - start,
-                   "eval_success_rate": result["success_rate"], "eval_mean_return": result["mean_return"],
-                   "eval_episodes": args.teacher_episodes, "teacher_eval": result}
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "summary.json").write_text(json.dumps(summary, indent=1))
-        return f"{run.name}: success {result['success_rate']:.2f}"
-    log = Path(args.out) / f"{run.name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as handle:
-        # the scripts import this checkout's package, not whichever one the virtual environment installed
-        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-        proc = subprocess.run(command(run, args), stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT,
-                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path})
-    if proc.returncode != 0:
-        return f"{run.name}: FAILED (exit {proc.returncode}), see {log}"
-    summary = json.loads((path / "summary.json").read_text())
-    return f"{run.name}: eval success {summary['eval_success_rate']:.2f}, frames to 90% {summary['frames_to_90']}"
+def script_flags(run: Run, args: Args) -> list[str]:
+    flags = ["--env-id", env_id(run.task), "--seed", str(run.seed), "--total-timesteps", str(args.total_timesteps),
+             "--run-dir", args.out, "--run-name", run.name, "--no-progress", "--checkpoint-every", "0"]
+    if run.planner:
+        flags += ["--planner", run.planner]
+    return flags + shlex.split(args.extra)
 
 
-def main(args: Args) -> None:
+def expected_configuration(run: Run, args: Args) -> dict:
+    """The settings a finished run of this sweep records in its summary (as JSON would give them back)."""
+    if run.script == "teacher":  # the fields every teacher-alone summary has
+        return {"env_id": env_id(run.task), "planner": run.planner, "seed": run.seed,
+                "eval_episodes": args.teacher_episodes}
+    module = script_module(run.script)
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            parsed = tyro.cli(module.Args, args=script_flags(run, args))
+    except SystemExit:
+        message = " ".join(re.sub(r"[╭╮╰╯│─]", " ", stderr.getvalue()).split())
+        raise SweepError(f"--extra {args.extra!r} is not valid for algorithms/{run.script}.py: "
+                         f"{message.split(' For full helptext')[0]}") from None
+    settings = json.loads(json.dumps(asdict(parsed)))
+    return {key: value for key, value in settings.items() if key not in NOT_CONFIGURATION}
+
+
+def validate(args: Args, runs: list[Run]) -> None:
+    """Every method, task and --extra checked before the first run starts."""
+    from teacher_wrappers.planners import PLANNERS
+
+    problems = []
+    for method in args.methods:
+        script, colon, planner = method.partition(":")
+        if script not in (*SCRIPTS, "teacher"):
+            problems.append(f"unknown method {method!r}: use ppo, ppo_teacher:<planner> or teacher:<planner>")
+        elif script == "ppo" and colon:
+            problems.append(f"method {method!r}: ppo takes no planner")
+        elif script != "ppo" and planner not in PLANNERS:
+            problems.append(f"method {method!r}: unknown planner {planner!r}; valid planners: {', '.join(PLANNERS)}")
+    for task in args.tasks:
+        problem = task_problem(task)
+        if problem:
+            problems.append(problem)
+    if args.total_timesteps < 1 or args.teacher_episodes < 1 or args.workers < 1:
+        problems.append("--total-timesteps, --teacher-episodes and --workers must be at least 1")
+    try:
+        shlex.split(args.extra)
+    except ValueError as error:
+        problems.append(f"--extra {args.extra!r}: {error}")
+    if problems:
+        raise SweepError("; ".join(problems))
+    for script in {run.script for run in runs} - {"teacher"}:  # --extra, against each script's arguments
+        expected_configuration(next(run for run in runs if run.script == script), args)
+
+
+def task_problem(task: str) -> str | None:
+    import gymnasium as gym
+    from minigrid.minigrid_env import MiniGridEnv
+
+    import teacher_wrappers
+
+    try:
+        env = gym.make(env_id(task))
+    except (gym.error.Error, ImportError, TypeError, ValueError):
+        return (f"unknown task {task!r}; valid: {', '.join(teacher_wrappers.TASKS)}, or a MiniGrid id "
+                "(e.g. MiniGrid-DoorKey-8x8-v0)")
+    base = env.unwrapped
+    env.close()
+    return None if isinstance(base, MiniGridEnv) else f"task {task!r} is not a MiniGrid environment"
+
+
+# -- what is already there --------------------------------------------------------------------------
+
+@dataclass
+class State:
+    run: Run
+    status: Literal["done", "resume", "fresh", "mismatch"]
+    why: str = ""
+
+
+def assess(run: Run, args: Args) -> State:
+    """done: a summary of this configuration; resume: a checkpoint of it; fresh: nothing usable (an unreadable
+    summary or checkpoint is redone); mismatch: a summary or checkpoint of another configuration."""
+    folder = Path(args.out) / run.name
+    expected = expected_configuration(run, args)
+    summary_path = folder / "summary.json"
+    if summary_path.exists():
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (OSError, ValueError):
+            summary = None  # written half (killed mid-write by older code): not done
+        if isinstance(summary, dict):
+            recorded = summary if run.script == "teacher" else summary.get("args")
+            differences = _differences(recorded if isinstance(recorded, dict) else {}, expected)
+            method = "teacher" if run.script == "teacher" else run.script
+            if summary.get("method") != method:
+                differences.insert(0, f"method {summary.get('method')!r} (asked: {method!r})")
+            if not differences:
+                return State(run, "done")
+            return State(run, "mismatch", f"{summary_path}: {'; '.join(differences)}")
+    checkpoint_path = folder / "checkpoints" / "latest.pt"
+    if run.script != "teacher" and checkpoint_path.exists():
+        import torch
+
+        try:
+            checkpoint = torch.load(checkpoint_path, weights_only=False, map_location="cpu")
+            recorded, script = checkpoint["args"], checkpoint.get("script")
+        except Exception:  # noqa: BLE001  (unreadable: nothing to continue from)
+            return State(run, "fresh", f"unreadable checkpoint {checkpoint_path}")
+        differences = _differences(json.loads(json.dumps(recorded)), expected)
+        if script != f"{run.script}.py":
+            differences.insert(0, f"script {script!r} (asked: '{run.script}.py')")
+        if differences:
+            return State(run, "mismatch", f"{checkpoint_path}: {'; '.join(differences)}")
+        return State(run, "resume")
+    return State(run, "fresh")
+
+
+def _differences(recorded: dict, expected: dict) -> list[str]:
+    """Settings recorded otherwise than asked. A setting the record lacks matches only when it is asked off
+    (None or False): an option added to a script after the run was made, that the run did not use."""
+    return [f"{key} {recorded.get(key, '(not recorded)')!r} (asked: {value!r})"
+            for key, value in expected.items()
+            if (recorded[key] != value if key in recorded else value not in (None, False))]
+
+
+# -- the lock, the children and stopping ---------------------------------------------------------------
+
+class Sweep:
+    """Children in their own process groups, so that one signal reaches a run and all its workers."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.stop = threading.Event()
+        self.signal: int | None = None
+        self.children: set[subprocess.Popen] = set()
+        self.guard = threading.RLock()
+        self.lock_fd: int | None = None
+
+    def acquire(self) -> None:
+        """An flock on <out>/.sweep.lock, shared with every child: held while any of them lives."""
+        import fcntl
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 100).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise SweepError(f"another sweep (pid {holder}) or one of its runs is still using {self.out} "
+                             f"(lock {path}); wait for it or stop it, then run this again") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.lock_fd = fd
+
+    def release(self) -> None:
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)  # the lock goes once the last child holding it has exited too
+            self.lock_fd = None
+
+    def start(self, cmd: list[str], log, env: dict) -> subprocess.Popen | None:
+        with self.guard:  # a stop between the check and the start would miss this child
+            if self.stop.is_set():
+                return None
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+                                    start_new_session=True,
+                                    pass_fds=() if self.lock_fd is None else (self.lock_fd,))
+            self.children.add(proc)
+            return proc
+
+    def finished(self, proc: subprocess.Popen) -> None:
+        with self.guard:
+            self.children.discard(proc)
+
+    def on_signal(self, signum, frame) -> None:
+        first = not self.stop.is_set()
+        self.signal = self.signal or signum
+        self.stop.set()
+        self.kill(signal.SIGTERM if first else signal.SIGKILL)  # a second Ctrl-C does not wait
+        if first:
+            print(f"\nstopping the sweep ({signal.Signals(signum).name}): runs in flight write a checkpoint; "
+                  "run the same command again to continue", file=sys.stderr, flush=True)
+            timer = threading.Timer(GRACE_SECONDS, self.kill, (signal.SIGKILL,))
+            timer.daemon = True
+            timer.start()
+
+    def kill(self, signum: int) -> None:
+        with self.guard:
+            for proc in self.children:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signum)
+
+
+SWEEP: Sweep | None = None  # the sweep of this process (Ray workers have none: they stop through ray.cancel)
+
+
+def execute(run: Run, args: Args, resume: bool = False) -> tuple[str, str]:
+    """(status, line): status is ok, failed, interrupted or not started."""
+    folder = Path(args.out) / run.name
+    cmd = command(run, args)
+    if resume:
+        cmd += ["--resume", str(folder / "checkpoints" / "latest.pt")]
+    log_path = Path(args.out) / f"{run.name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    # the library of this checkout, also where another one is installed
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    sweep = SWEEP or Sweep(Path(args.out))
+    with log_path.open("a" if resume else "w") as log:
+        proc = sweep.start(cmd, log, env)
+        if proc is None:
+            return "not started", f"{run.name}: not started"
+        try:
+            code = proc.wait()
+        except BaseException:  # ray.cancel in a Ray worker: stop the run with its workers, then go
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        finally:
+            sweep.finished(proc)
+    if code != 0:
+        if sweep.stop.is_set() or code in (130, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL):
+            return "interrupted", f"{run.name}: interrupted (exit {code}); see {log_path}"
+        return "failed", f"{run.name}: FAILED (exit {code}), see {log_path}"
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError) as error:
+        return "failed", f"{run.name}: FAILED (exit 0 but no readable summary: {error}), see {log_path}"
+    if run.script == "teacher":
+        return "ok", f"{run.name}: success {summary['eval_success_rate']:.2f}"
+    return "ok", (f"{run.name}: eval success {summary['eval_success_rate']:.2f}, "
+                  f"frames to 90% {summary['frames_to_90']}")
+
+
+def teacher_run(task: str, planner: str, episodes: int, seed: int, out: str) -> None:
+    """The teacher-alone method, run in a child process like the training runs (so that it can be stopped)."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as Ctrl-C would: nothing to keep
+    name = Run(task, f"teacher:{planner}", seed).name
+    start = time.perf_counter()
+    result = evaluate(task, planner, episodes, seed=seed * 100_000, progress=False)
+    summary = {"env_id": env_id(task), "method": "teacher", "planner": planner, "seed": seed,
+               "frames": 0, "wall_seconds": time.perf_counter() - start,
+               "eval_success_rate": result["success_rate"], "eval_mean_return": result["mean_return"],
+               "eval_episodes": episodes, "teacher_eval": result,
+               "args": {"task": task, "planner": planner, "seed": seed, "episodes": episodes}}
+    write_text(Path(out) / name / "summary.json", json.dumps(summary, indent=1))
+
+
+# -- the sweep ------------------------------------------------------------------------------------------
+
+def main(args: Args) -> int:
+    """Runs the sweep; returns the exit status (see the module docstring)."""
+    global SWEEP
     # Seed-major order: a sweep stopped half-way still covers every task and method.
     runs = [Run(task, method, seed) for seed in args.seeds for task in args.tasks for method in args.methods]
-    todo = [run for run in runs if not (Path(args.out) / run.name / "summary.json").exists()]
-    print(f"{len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to go, "
-          f"{'on Ray' if args.backend == 'ray' else f'{args.workers} at a time'}")
-    results = run_on_ray(todo, args) if args.backend == "ray" else run_locally(todo, args)
-    for done, result in enumerate(results, 1):
-        print(f"[{done}/{len(todo)}] {result}", flush=True)
+    SWEEP = Sweep(Path(args.out))
+    try:
+        validate(args, runs)
+        SWEEP.acquire()
+        states = [assess(run, args) for run in runs]
+        mismatched = [state for state in states if state.status == "mismatch"]
+        if mismatched and not args.redo_mismatched:
+            shown = "; ".join(state.why for state in mismatched[:3])
+            more = f" (and {len(mismatched) - 3} more)" if len(mismatched) > 3 else ""
+            raise SweepError(f"{len(mismatched)} runs in {args.out} were made with another configuration: "
+                             f"{shown}{more}; use another --out, or --redo-mismatched to delete and redo them")
+    except SweepError as error:
+        print(f"error: {error}", file=sys.stderr)
+        SWEEP.release()
+        return 2
+    if args.dry_run:
+        for state in states:
+            print(f"{state.run.name}: {state.status}{f' ({state.why})' if state.why else ''}")
+        SWEEP.release()
+        return 0
+    try:
+        return _sweep(args, states)
+    finally:
+        SWEEP.release()
 
 
-def run_locally(todo: list[Run], args: Args):
+def _sweep(args: Args, states: list[State]) -> int:
+    todo = [state for state in states if state.status != "done"]
+    for state in todo:
+        if state.status in ("fresh", "mismatch"):  # nothing of it is usable: start in an empty folder
+            shutil.rmtree(Path(args.out) / state.run.name, ignore_errors=True)
+            if state.why:
+                print(f"{state.run.name}: redone ({state.why})")
+    resuming = sum(state.status == "resume" for state in todo)
+    print(f"{len(states)} runs, {len(states) - len(todo)} already done, {len(todo)} to go"
+          f"{f' ({resuming} continuing from a checkpoint)' if resuming else ''}, "
+          f"{'on Ray' if args.backend == 'ray' else f'{args.workers} at a time'}", flush=True)
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        handlers = {signum: signal.signal(signum, SWEEP.on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    counts = {"ok": 0, "failed": 0, "interrupted": 0, "not started": 0}
+    try:
+        results = run_on_ray(todo, args) if args.backend == "ray" else run_locally(todo, args)
+        for done, (status, line) in enumerate(results, 1):
+            counts[status] += 1
+            if status != "not started":
+                print(f"[{done}/{len(todo)}] {line}", flush=True)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    if SWEEP.signal is not None:
+        print(f"stopped: {counts['ok']} runs finished, {counts['interrupted']} interrupted (checkpoints kept), "
+              f"{counts['not started']} not started; run the same command again to continue", file=sys.stderr)
+        return 128 + SWEEP.signal
+    if counts["failed"]:
+        print(f"{counts['failed']} of {len(todo)} runs FAILED (logs in {args.out})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_locally(todo: list[State], args: Args):
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        futures = [pool.submit(execute, run, args) for run in todo]
+        futures = [pool.submit(execute, state.run, args, state.status == "resume") for state in todo]
         for future in as_completed(futures):
             yield future.result()
 
 
-def run_on_ray(todo: list[Run], args: Args):
+def run_on_ray(todo: list[State], args: Args):
     """The same runs as Ray tasks, one CPU each; results are reported as they finish."""
     import ray
 
     if not ray.is_initialized():
         ray.init(address=args.ray_address, log_to_driver=False)
     remote_execute = ray.remote(num_cpus=1)(execute)
-    pending = [remote_execute.remote(run, args) for run in todo]
+    pending = [remote_execute.remote(state.run, args, state.status == "resume") for state in todo]
     while pending:
-        finished, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(finished[0])
+        if SWEEP.stop.is_set():  # each task stops its run (SIGTERM to the run's group) when cancelled
+            for ref in pending:
+                ray.cancel(ref)
+            for ref in pending:
+                with contextlib.suppress(Exception):
+                    ray.get(ref)
+                yield "interrupted", "a Ray task: interrupted"
+            return
+        finished, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+        if finished:
+            yield ray.get(finished[0])
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    sys.exit(main(tyro.cli(Args)))

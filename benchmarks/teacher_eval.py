@@ -22,6 +22,7 @@ import tyro
 from tqdm import tqdm
 
 import teacher_wrappers
+from benchmarks.files import write_text
 from teacher_wrappers import TeacherWrapper
 
 RESULTS = Path(__file__).parent / "results"
@@ -164,8 +165,8 @@ def main(args: Args) -> list[dict]:
         text = (f"# Teacher alone, {args.episodes} episodes per task, actions "
                 f"{'argmax' if args.greedy else 'sampled'} from teacher_probs\n\n") + markdown(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{out}.json").write_text(json.dumps({"args": vars(args), "results": rows}, indent=1) + "\n")
-    (RESULTS / f"{out}.md").write_text(text)
+    write_text(RESULTS / f"{out}.json", json.dumps({"args": vars(args), "results": rows}, indent=1) + "\n")
+    write_text(RESULTS / f"{out}.md", text)
     print(text)
     return rows
 

@@ -21,6 +21,7 @@ import os
 import sqlite3
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from teacher_wrappers.describe import FORMAT_VERSION
@@ -52,28 +53,57 @@ class AnswerCache:
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None or self._pid != os.getpid():  # never share a connection across fork
-            self._connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA busy_timeout=60000")
-            self._connection.execute(_SCHEMA)
+            try:
+                self._connection = self._open()
+            except sqlite3.DatabaseError as error:
+                if not _corrupt(error):
+                    raise sqlite3.DatabaseError(f"answer cache {self.path}: {error}") from error
+                # Only a cache: keep the damaged file for inspection and start an empty one.
+                aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+                for suffix in ("", "-wal", "-shm"):
+                    try:
+                        os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+                    except FileNotFoundError:  # absent, or another process moved it first
+                        pass
+                warnings.warn(f"answer cache {self.path} is not a readable SQLite database ({error}); "
+                              f"moved it to {aside} and started an empty cache", stacklevel=3)
+                self._connection = self._open()
             self._pid = os.getpid()
         return self._connection
 
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA busy_timeout=60000")
+            connection.execute(_SCHEMA)
+            connection.execute("SELECT count(*) FROM answers").fetchone()
+        except sqlite3.DatabaseError:
+            connection.close()
+            raise
+        return connection
+
+    def _query(self, sql: str, parameters: tuple = ()) -> sqlite3.Cursor:
+        try:
+            return self._db().execute(sql, parameters)
+        except sqlite3.DatabaseError as error:  # damaged while open: say which file
+            raise sqlite3.DatabaseError(f"answer cache {self.path}: {error}") from error
+
     def get(self, backend: str, model: str, prompt_format: str, prompt: str,
             settings: dict) -> PlanDistribution | None:
-        row = self._db().execute(
+        row = self._query(
             "SELECT answer FROM answers WHERE backend=? AND model=? AND prompt_format=? AND prompt=? AND settings=?",
             (backend, model, prompt_format, prompt, _settings_key(settings))).fetchone()
         return [tuple(pair) for pair in json.loads(row[0])] if row else None
 
     def put(self, backend: str, model: str, prompt_format: str, prompt: str, settings: dict,
             answer: PlanDistribution) -> None:
-        self._db().execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (backend, model, prompt_format, prompt, _settings_key(settings),
-                            json.dumps([list(pair) for pair in answer]), time.time()))
+        self._query("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (backend, model, prompt_format, prompt, _settings_key(settings),
+                     json.dumps([list(pair) for pair in answer]), time.time()))
 
     def rows(self) -> list[dict]:
-        cursor = self._db().execute(f"SELECT {', '.join(_COLUMNS)} FROM answers ORDER BY created")
+        cursor = self._query(f"SELECT {', '.join(_COLUMNS)} FROM answers ORDER BY created")
         return [dict(zip(_COLUMNS, row)) for row in cursor]
 
     def import_rows(self, rows: list[dict]) -> int:
@@ -96,6 +126,16 @@ class AnswerCache:
                              f"for description format {FORMAT_VERSION}")
         return {"format_version": FORMAT_VERSION, "about": f"exported from {self.path}: {backend} {model}",
                 "tables": {task: table}}
+
+
+def _corrupt(error: sqlite3.DatabaseError) -> bool:
+    """Not a database, or a damaged one (a busy or locked database is an OperationalError: not corrupt)."""
+    if isinstance(error, sqlite3.OperationalError):
+        return False
+    code = getattr(error, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is not None:
+        return code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
+    return "not a database" in str(error) or "malformed" in str(error)
 
 
 def _settings_key(settings: dict) -> str:

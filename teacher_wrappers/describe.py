@@ -40,6 +40,24 @@ def agent_state(memory_map: np.ndarray) -> tuple[tuple[int, int], int]:
     return (x, y), int(headings[x, y]) - 1
 
 
+_DESCRIBED = np.isin(np.arange(256), _KINDS)  # lookup table: object index -> named in descriptions
+
+
+def description_key(memory_map: np.ndarray, agent: tuple[int, int]) -> tuple[bytes, bytes, int]:
+    """Everything `describe` reads, as a cheap memo key: where the named objects are, their
+    (object, colour, state), and the agent's cell if it stands on one of them (it holds it).
+
+    Walking, turning and seeing new walls or floor keep the key, so the text is looked up, not
+    rebuilt. Keep in step with `describe` when it names more kinds of objects.
+    """
+    kinds = memory_map[..., 0]
+    where = np.flatnonzero(_DESCRIBED[kinds])
+    height = kinds.shape[1]
+    agent_index = agent[0] * height + agent[1]
+    held = agent_index if _DESCRIBED[kinds[agent]] else -1
+    return where.tobytes(), memory_map.reshape(-1, memory_map.shape[-1])[where, :3].tobytes(), held
+
+
 def describe(memory_map: np.ndarray, style: str = "plain") -> Description:
     """Describe the keys, doors and goals ever seen, and what the agent holds."""
     if style not in TEXT_STYLES:

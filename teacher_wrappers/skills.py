@@ -8,7 +8,7 @@ doors and unseen cells as blocked, so a skill never walks into lava.
 
 from __future__ import annotations
 
-from collections import deque
+import functools
 
 import numpy as np
 from minigrid.core.actions import Actions
@@ -23,18 +23,79 @@ _DIRS = ((1, 0), (0, 1), (-1, 0), (0, -1))  # MiniGrid headings: east, south, we
 _WALKABLE = (OBJECT_TO_IDX["empty"], OBJECT_TO_IDX["floor"], OBJECT_TO_IDX["goal"])
 _DOOR, _UNSEEN, _EMPTY = OBJECT_TO_IDX["door"], OBJECT_TO_IDX["unseen"], OBJECT_TO_IDX["empty"]
 _OPEN = STATE_TO_IDX["open"]
+# Lookup table (object, state) -> -1 where the agent can walk, -2 where it cannot: open doors are walkable.
+_TEMPLATE = np.where(np.isin(np.arange(256), _WALKABLE)[:, None], -1, -2).repeat(256, axis=1).astype(np.int8)
+_TEMPLATE[_DOOR, _OPEN] = -1
 
 Cell = tuple[int, int]
 
 
-def cells_key_of(memory_map: np.ndarray, agent: Cell) -> tuple[bytes, Cell | None]:
-    """What descriptions and paths depend on: channels 0-2, plus the agent's cell if it carries something.
+def cells_key_of(memory_map: np.ndarray, agent: Cell, key: bytes | None = None) -> tuple[bytes, Cell | None]:
+    """What descriptions and paths depend on: the map without the agent's heading, plus the agent's
+    cell if it carries something. `key` is the map's `tobytes()` if the caller has it.
 
     The agent's cell shows what it carries; carrying nothing, it shows empty floor like any other
     cell, so the same key serves the agent wherever it stands (paths are reused as it walks).
     """
-    cells = memory_map[..., :3]
-    return cells.tobytes(), (agent if cells[agent][0] != _EMPTY else None)
+    raw = bytearray(memory_map.tobytes() if key is None else key)
+    _, height, channels = memory_map.shape
+    cell = (agent[0] * height + agent[1]) * channels
+    raw[cell + 3] = 0  # channel 3 is 0 everywhere but at the agent's cell
+    return bytes(raw), (agent if raw[cell] != _EMPTY else None)
+
+
+class _Field:
+    """Breadth-first distances from source cells over walkable cells, grown only as far as asked.
+
+    Cells are flat indices x * height + y; `dist` is a flat list: the distance, or -1 (walkable, not
+    reached yet) or -2 (blocked). After growing to level L, every cell within L steps of a source has
+    its exact distance, so a query can stop as soon as one asked-for cell has one: the others are at
+    least as far (the agent's neighbours near an unseen cell, the common case when exploring, are
+    answered after a level or two instead of a search of the whole map).
+    """
+
+    __slots__ = ("dist", "level", "frontier", "neighbours")
+
+    def __init__(self, sources: list[int], template: list[int], width: int, height: int):
+        self.dist = dist = template.copy()  # -1 walkable, -2 blocked
+        self.frontier = [cell for cell in sources if dist[cell] == -1]
+        for cell in self.frontier:
+            dist[cell] = 0
+        self.level = 0
+        self.neighbours = _neighbours(width, height)
+
+    def distances(self, cells: tuple[int, ...]) -> list[int]:
+        """The distance list, grown until the nearest of `cells` (flat indices, -1 outside) is known."""
+        dist, neighbours = self.dist, self.neighbours
+        while self.frontier:
+            for cell in cells:
+                if cell >= 0 and dist[cell] >= 0:
+                    return dist
+            step, grown = self.level + 1, []
+            for cell in self.frontier:
+                for near in neighbours[cell]:
+                    if dist[near] == -1:
+                        dist[near] = step
+                        grown.append(near)
+            self.level, self.frontier = step, grown
+        return dist
+
+
+@functools.lru_cache(maxsize=None)
+def _neighbours(width: int, height: int) -> tuple[tuple[int, ...], ...]:
+    """Flat indices of the in-grid neighbours of every cell of a width x height grid."""
+    return tuple(tuple(nx * height + ny for nx, ny in ((x + 1, y), (x, y + 1), (x - 1, y), (x, y - 1))
+                       if 0 <= nx < width and 0 <= ny < height)
+                 for x in range(width) for y in range(height))
+
+
+@functools.lru_cache(maxsize=65536)
+def _around(agent: Cell, heading: int, width: int, height: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The agent's four headings in order of preference on a tie (keep the current one: no turn) and the
+    flat index of the neighbour each faces (-1 outside the grid)."""
+    headings = tuple([(heading + offset) % 4 for offset in range(4)])
+    cells = [(agent[0] + _DIRS[h][0], agent[1] + _DIRS[h][1]) for h in headings]
+    return headings, tuple([x * height + y if 0 <= x < width and 0 <= y < height else -1 for x, y in cells])
 
 
 class MapView:
@@ -45,23 +106,38 @@ class MapView:
     until the map changes.
     """
 
-    def __init__(self, memory_map: np.ndarray, field_cache: dict | None = None, cells_key=None):
-        """`cells_key` identifies what the paths depend on (see `Teacher.cells_key`; computed if not given)."""
+    def __init__(self, memory_map: np.ndarray, field_cache: dict | None = None, cells_key=None,
+                 state: tuple[Cell, int] | None = None):
+        """`cells_key` identifies what the paths depend on (see `cells_key_of`) and `state` is the agent's
+        (position, heading); both are read off the map if not given."""
         self.map = memory_map
         self.width, self.height = memory_map.shape[:2]
-        self.agent, self.heading = agent_state(memory_map)
-        self.front = (self.agent[0] + _DIRS[self.heading][0], self.agent[1] + _DIRS[self.heading][1])
+        self.agent, self.heading = agent_state(memory_map) if state is None else state
+        self.front_offset = _DIRS[self.heading]
+        self.front = (self.agent[0] + self.front_offset[0], self.agent[1] + self.front_offset[1])
         self.cells_key = cells_key if cells_key is not None else cells_key_of(memory_map, self.agent)
         self.field_cache = {} if field_cache is None else field_cache
-        self._walkable: list[list[bool]] | None = None
+        self._walkable: tuple[np.ndarray, list[bool]] | None = None
 
     @property
-    def walkable(self) -> list[list[bool]]:
+    def walkable(self) -> np.ndarray:
+        """Cells the agent can walk on, (width, height) bool."""
+        return self._walkable_both()[0] == -1
+
+    @property
+    def field_template(self) -> list[int]:
+        """Flat list indexed x * height + y: -1 where walkable, -2 where blocked (fields start from it)."""
+        return self._walkable_both()[1]
+
+    def _walkable_both(self) -> tuple[np.ndarray, list[int]]:
+        """The field template as a (width, height) array and as a flat list, cached per cells."""
         if self._walkable is None:
-            kinds, states = self.map[..., 0], self.map[..., 2]
-            walkable = np.isin(kinds, _WALKABLE) | ((kinds == _DOOR) & (states == _OPEN))
-            walkable[self.agent] = True
-            self._walkable = walkable.tolist()
+            key = (self.cells_key, "walkable")
+            if key not in self.field_cache:
+                template = _TEMPLATE[self.map[..., 0], self.map[..., 2]]
+                template[self.agent] = -1
+                self.field_cache[key] = (template, template.ravel().tolist())
+            self._walkable = self.field_cache[key]
         return self._walkable
 
     def kind(self, cell: Cell) -> int:
@@ -72,24 +148,19 @@ class MapView:
             return int(self.map[x, y, 0])
         return _UNSEEN
 
-    def _distances(self, sources: frozenset[Cell]) -> dict[Cell, int]:
-        """Steps from each walkable cell to the nearest source, over walkable cells (cached)."""
-        key = (self.cells_key, sources)
-        if key not in self.field_cache:
+    def _field(self, targets: frozenset[Cell], step_on: bool) -> _Field:
+        """The (lazily grown) distance field towards `targets`, shared across steps while the map holds."""
+        key = (self.cells_key, targets, step_on)
+        field = self.field_cache.get(key)
+        if field is None:
             if len(self.field_cache) > 20_000:
                 self.field_cache.clear()
-            walkable, width, height = self.walkable, self.width, self.height
-            dist = {(x, y): 0 for x, y in sources if 0 <= x < width and 0 <= y < height and walkable[x][y]}
-            queue = deque(dist)
-            while queue:
-                x, y = queue.popleft()
-                step = dist[(x, y)] + 1
-                for nx, ny in ((x + 1, y), (x, y + 1), (x - 1, y), (x, y - 1)):
-                    if 0 <= nx < width and 0 <= ny < height and walkable[nx][ny] and (nx, ny) not in dist:
-                        dist[(nx, ny)] = step
-                        queue.append((nx, ny))
-            self.field_cache[key] = dist
-        return self.field_cache[key]
+            width, height = self.width, self.height
+            sources = targets if step_on else {(x + dx, y + dy) for x, y in targets for dx, dy in _DIRS}
+            field = self.field_cache[key] = _Field(
+                [x * height + y for x, y in sources if 0 <= x < width and 0 <= y < height],
+                self.field_template, width, height)
+        return field
 
     def turn_towards(self, heading: int) -> int:
         if heading == self.heading:
@@ -106,21 +177,40 @@ class MapView:
         if step_on:
             if self.agent in targets:
                 return None
-            sources = frozenset(targets)
         else:
             if self.front in targets:
                 return None
             for heading, (dx, dy) in enumerate(_DIRS):
                 if (self.agent[0] + dx, self.agent[1] + dy) in targets:
                     return self.turn_towards(heading)
-            sources = frozenset((x + dx, y + dy) for x, y in targets for dx, dy in _DIRS)
-        dist = self._distances(sources)
-        # Step to the neighbour nearest the targets; on a tie keep the current heading (no turn).
+        return self._step_along(self._field(frozenset(targets), step_on))
+
+    def explore(self) -> int | None:
+        """`navigate(self.unseen_frontier())`, without building the frontier: the cells next to an
+        unseen cell of the frontier are the walkable cells next to any unseen cell (one NumPy pass)."""
+        width, height = self.width, self.height
+        key = (self.cells_key, "explore")
+        field = self.field_cache.get(key)
+        if field is None:
+            unseen = np.zeros((width + 2, height + 2), dtype=bool)  # padded: outside the grid is not unseen
+            np.equal(self.map[..., 0], _UNSEEN, out=unseen[1:-1, 1:-1])
+            near_unseen = unseen[2:, 1:-1] | unseen[:-2, 1:-1] | unseen[1:-1, 2:] | unseen[1:-1, :-2]
+            sources = np.flatnonzero(self.walkable & near_unseen).tolist()
+            field = self.field_cache[key] = _Field(sources, self.field_template, width, height)
+        if field.dist[self.agent[0] * height + self.agent[1]] == 0:  # an unseen cell is next to the agent
+            for heading, (dx, dy) in enumerate((self.front_offset,) + _DIRS):
+                x, y = self.agent[0] + dx, self.agent[1] + dy
+                if 0 <= x < width and 0 <= y < height and self.map[x, y, 0] == _UNSEEN:
+                    return None if heading == 0 else self.turn_towards(heading - 1)  # facing it already: done
+        return self._step_along(field)
+
+    def _step_along(self, field: _Field) -> int | None:
+        """Step to the neighbour nearest the field's sources (None if none is on a path to them)."""
+        headings, flat = _around(self.agent, self.heading, self.width, self.height)
+        dist = field.distances(flat)
         best, best_heading = None, None
-        for offset in range(4):
-            heading = (self.heading + offset) % 4
-            cell = (self.agent[0] + _DIRS[heading][0], self.agent[1] + _DIRS[heading][1])
-            if cell in dist and (best is None or dist[cell] < best):
+        for heading, cell in zip(headings, flat):
+            if cell >= 0 and dist[cell] >= 0 and (best is None or dist[cell] < best):
                 best, best_heading = dist[cell], heading
         return None if best_heading is None else self.turn_towards(best_heading)
 
@@ -132,7 +222,7 @@ class MapView:
         key = (self.cells_key, "frontier")
         if key not in self.field_cache:
             unseen = self.map[..., 0] == _UNSEEN
-            walkable = np.array(self.walkable)
+            walkable = self.walkable
             near = np.zeros_like(unseen)
             near[1:, :] |= walkable[:-1, :]
             near[:-1, :] |= walkable[1:, :]
@@ -143,7 +233,7 @@ class MapView:
 
 
 def explore(view: MapView, targets: set[Cell]) -> int | None:
-    return view.navigate(view.unseen_frontier())
+    return view.explore()
 
 
 def go_to(view: MapView, targets: set[Cell]) -> int | None:

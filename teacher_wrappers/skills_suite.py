@@ -15,7 +15,7 @@ import numpy as np
 from minigrid.core.actions import Actions
 from minigrid.core.constants import OBJECT_TO_IDX, STATE_TO_IDX
 
-from teacher_wrappers.skills import _DIRS, _WALKABLE, DROP, FORWARD, PICKUP, TOGGLE, Cell, MapView, go_to, pick_up
+from teacher_wrappers.skills import _DIRS, _TEMPLATE, DROP, FORWARD, PICKUP, TOGGLE, Cell, MapView, go_to, pick_up
 
 DONE = int(Actions.done)
 _DOOR, _BOX, _EMPTY = OBJECT_TO_IDX["door"], OBJECT_TO_IDX["box"], OBJECT_TO_IDX["empty"]
@@ -26,31 +26,35 @@ class SuiteMapView(MapView):
     """A MapView whose closed, unlocked doors (other than `reserved` ones) are passages."""
 
     def __init__(self, memory_map: np.ndarray, field_cache: dict | None = None, cells_key=None,
-                 reserved: frozenset[Cell] = frozenset()):
-        super().__init__(memory_map, field_cache, cells_key)
+                 state: tuple[Cell, int] | None = None, reserved: frozenset[Cell] = frozenset()):
+        """`cells_key` must also identify `reserved` (the teacher adds the mission to it): paths are
+        cached by it."""
+        super().__init__(memory_map, field_cache, cells_key, state)
         self.reserved = reserved
 
-    @property
-    def walkable(self) -> list[list[bool]]:
+    def _walkable_both(self) -> tuple[np.ndarray, list[int]]:
         if self._walkable is None:
-            kinds, states = self.map[..., 0], self.map[..., 2]
-            doors = kinds == _DOOR
-            walkable = np.isin(kinds, _WALKABLE) | (doors & (states == _OPEN)) | (doors & (states == _CLOSED))
-            for cell in self.reserved:
-                if states[cell] != _OPEN:
-                    walkable[cell] = False
-            walkable[self.agent] = True
-            self._walkable = walkable.tolist()
+            key = (self.cells_key, "walkable")
+            if key not in self.field_cache:
+                kinds, states = self.map[..., 0], self.map[..., 2]
+                template = _TEMPLATE[kinds, states]
+                template[(kinds == _DOOR) & (states == _CLOSED)] = -1
+                for cell in self.reserved:
+                    if states[cell] != _OPEN:
+                        template[cell] = -2
+                template[self.agent] = -1
+                self.field_cache[key] = (template, template.ravel().tolist())
+            self._walkable = self.field_cache[key]
         return self._walkable
 
-    def is_closed_door(self, cell: Cell) -> bool:
-        return self.kind(cell) == _DOOR and int(self.map[cell][2]) != _OPEN
-
-    def navigate(self, targets: set[Cell], step_on: bool = False) -> int | None:
-        action = super().navigate(targets, step_on)
+    def _step_along(self, field) -> int | None:
+        action = super()._step_along(field)
         if action == FORWARD and self.is_closed_door(self.front):
             return TOGGLE  # a closed door on the way: open it, then walk through
         return action
+
+    def is_closed_door(self, cell: Cell) -> bool:
+        return self.kind(cell) == _DOOR and int(self.map[cell][2]) != _OPEN
 
     def free_cells(self, near: set[Cell] | None = None) -> set[Cell]:
         """Empty floor cells (not the agent's); with `near`, only those next to a cell of `near`."""
@@ -65,7 +69,7 @@ class SuiteMapView(MapView):
 
 
 def explore(view: SuiteMapView, targets: set[Cell]) -> int | None:
-    return view.navigate(view.unseen_frontier())
+    return view.explore()
 
 
 def drop(view: SuiteMapView, targets: set[Cell]) -> int | None:

@@ -23,7 +23,7 @@ from teacher_wrappers.planners import Planner
 from teacher_wrappers.planners.base import PlanDistribution
 from teacher_wrappers.skills import LEFT, RIGHT, cells_key_of
 from teacher_wrappers.skills_suite import SUITE_SKILLS, SuiteMapView, explore, put_near
-from teacher_wrappers.teacher import N_ACTIONS, Suggestion, Teacher
+from teacher_wrappers.teacher import LOOP_LIMIT, N_ACTIONS, Suggestion, Teacher
 
 NO_MISSION = Mission(())
 
@@ -86,54 +86,77 @@ class SuiteTeacher(Teacher):
 
     def __init__(self, planner: Planner | str = "rules", **planner_kwargs):
         super().__init__(planner, text_style=SUITE_STYLE, **planner_kwargs)
-        self.reserved_memo: dict = {}
+        self.idle_action = LEFT
+        self.reserved_memo: dict = {}  # doors only a plan step may open, by (cells key, mission)
 
     def act(self, memory_maps: Sequence[np.ndarray], visits: Sequence[int] | None = None,
+            keys: Sequence[bytes] | None = None, states: Sequence | None = None,
             missions: Sequence[Mission] | None = None) -> list[tuple[np.ndarray, dict]]:
-        """(action probabilities, info) for each memory map and mission of a batch (see `Teacher.act`)."""
-        missions = list(missions) if missions is not None else [NO_MISSION] * len(memory_maps)
-        keys = [(cells_key_of(m, agent_state(m)[0]), mission) for m, mission in zip(memory_maps, missions)]
-        descriptions = [self._described_suite(m, key) for m, key in zip(memory_maps, keys)]
-        answers = self.plans_for([d.text for d in descriptions])
-        results = []
-        for i, (memory_map, key, description, (plans, hit)) in enumerate(
-                zip(memory_maps, keys, descriptions, answers)):
-            suggestion = self._suite_suggestion(memory_map, key, description, plans)
-            info = {"text": description.text, "plan": suggestion.plan, "option": suggestion.option,
-                    "cache_hit": hit}
-            probs = suggestion.probs
-            if visits is not None and visits[i] >= 4:
-                if suggestion.loosened is None:
-                    suggestion.loosened = self._loosen(probs, memory_map, key)
-                probs = suggestion.loosened
-                info["loop_break"] = True
-                self.stats.loop_breaks += 1
-            results.append((probs.copy(), info))
-        self.stats.steps += len(memory_maps)
-        return results
+        """(action probabilities, info) for each memory map and mission of a batch (see `Teacher.act`),
+        with one planner call for the batch's new texts."""
+        n = len(memory_maps)
+        keys = [m.tobytes() for m in memory_maps] if keys is None else keys
+        states = [agent_state(m) for m in memory_maps] if states is None else states
+        missions = [NO_MISSION] * n if missions is None else missions
+        memo_keys = [(key, mission) for key, mission in zip(keys, missions)]
+        suggestions = [self.suggestion_memo.get(key) for key in memo_keys]
+        missing = [i for i in range(n) if suggestions[i] is None]
+        # a text the planner did not know is never a cache hit, however often it recurs
+        hits = [s is not None and (not self.unknown or s.text not in self.unknown) for s in suggestions]
+        self.stats.cache_hits += sum(hits)
+        if missing:
+            cells = {i: (cells_key_of(memory_maps[i], states[i][0], keys[i]), missions[i]) for i in missing}
+            descriptions = {i: self._described_suite(memory_maps[i], cells[i]) for i in missing}
+            answers = self.plans_for([descriptions[i].text for i in missing])  # counts their hits
+            for i, (plans, hit) in zip(missing, answers):
+                hits[i] = hit
+                suggestions[i] = self.suggestion_memo.get(memo_keys[i]) or self._new_suggestion(
+                    memory_maps[i], memo_keys[i], cells[i], states[i], descriptions[i], plans)
+        self.stats.steps += n
+        return [self._respond(memory_maps[i], suggestions[i], hits[i], None if visits is None else visits[i])
+                for i in range(n)]
 
-    def _described_suite(self, memory_map: np.ndarray, key) -> Description:
-        if key not in self.description_memo:
-            description = describe_suite(memory_map, key[1])
-            self._bound(self.description_memo)[key] = description
-            self._bound(self.reserved_memo)[key] = reserved_doors(description, key[1])
-        return self.description_memo[key]
+    def act_one(self, memory_map: np.ndarray, visits: int, key: bytes, state=None,
+                mission: Mission = NO_MISSION) -> tuple[np.ndarray, dict]:
+        """`act` for one map whose `tobytes()` is `key`: the single-env wrapper's per-step call."""
+        [(probs, info)] = self.act([memory_map], [visits], [key], None if state is None else [state], [mission])
+        return probs, info
 
-    def _view(self, memory_map: np.ndarray, key) -> SuiteMapView:
-        return SuiteMapView(memory_map, self.field_cache, key, self.reserved_memo.get(key, frozenset()))
+    def _new_suggestion(self, memory_map, memo_key, cells, state, description: Description,
+                        plans: PlanDistribution) -> Suggestion:
+        view = self._view(memory_map, cells, state)
+        probs, plan, option = self._suite_soft_action(view, description.objects, plans)
+        suggestion = Suggestion(probs, plan, option, description.text, (cells, state))
+        self._bound(self.suggestion_memo)[memo_key] = suggestion
+        return suggestion
 
-    def _suite_suggestion(self, memory_map, key, description: Description, plans: PlanDistribution) -> Suggestion:
-        memo_key = (memory_map.tobytes(), key[1], id(plans))
-        if memo_key not in self.suggestion_memo:
-            view = self._view(memory_map, key)
-            self._bound(self.suggestion_memo)[memo_key] = Suggestion(*self._suite_soft_action(
-                view, description.objects, plans))
-        return self.suggestion_memo[memo_key]
+    def _respond(self, memory_map, suggestion: Suggestion, hit: bool, visits: int | None) -> tuple[np.ndarray, dict]:
+        info = {"text": suggestion.text, "plan": suggestion.plan, "option": suggestion.option, "cache_hit": hit}
+        if visits is None or visits < LOOP_LIMIT:
+            return suggestion.probs.copy(), info
+        if suggestion.loosened is None:
+            suggestion.loosened = self._loosen(suggestion.probs, self._view(memory_map, *suggestion.view))
+        info["loop_break"] = True
+        self.stats.loop_breaks += 1
+        return suggestion.loosened.copy(), info
 
-    def _loosen(self, probs: np.ndarray, memory_map: np.ndarray, key) -> np.ndarray:
+    def _described_suite(self, memory_map: np.ndarray, cells) -> Description:
+        description = self.description_memo.get(cells)
+        if description is None:
+            description = self._bound(self.description_memo)[cells] = describe_suite(memory_map, cells[1])
+        return description
+
+    def _view(self, memory_map: np.ndarray, cells, state) -> SuiteMapView:
+        reserved = self.reserved_memo.get(cells)
+        if reserved is None:
+            description = self._described_suite(memory_map, cells)
+            reserved = self._bound(self.reserved_memo)[cells] = reserved_doors(description, cells[1])
+        return SuiteMapView(memory_map, self.field_cache, cells, state, reserved)
+
+    def _loosen(self, probs: np.ndarray, view: SuiteMapView) -> np.ndarray:
         """As `Teacher._break_loop`, with the suite's exploring (through closed doors)."""
         candidates = probs > 0
-        action = explore(self._view(memory_map, key), set())
+        action = explore(view, set())
         candidates[[LEFT, RIGHT] if action is None else action] = True
         return (0.5 * probs + 0.5 * candidates / candidates.sum()).astype(np.float32)
 
@@ -158,7 +181,7 @@ class SuiteTeacher(Teacher):
         if EXPLORE not in memo:
             memo[EXPLORE] = explore(view, set())
         # Nothing left to do and nothing unseen within reach: turn (never `done`, which may end the episode).
-        return EXPLORE, LEFT if memo[EXPLORE] is None else memo[EXPLORE]
+        return EXPLORE, self.idle_action if memo[EXPLORE] is None else memo[EXPLORE]
 
     def _suite_option_action(self, view: SuiteMapView, objects: dict, option: SuiteOption) -> int | None:
         targets = []

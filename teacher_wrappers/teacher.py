@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from teacher_wrappers.describe import Description, agent_state, describe
+from teacher_wrappers.describe import Description, agent_state, describe, description_key
 from teacher_wrappers.planners import Planner, make_planner
 from teacher_wrappers.planners.base import PlanDistribution
 from teacher_wrappers.plans import Option, parse_plan
@@ -40,11 +40,13 @@ class TeacherStats:
     loop_breaks: int = 0  # steps in a state revisited LOOP_LIMIT times, where the suggestion was loosened
 
 
-@dataclass
+@dataclass(slots=True)
 class Suggestion:
     probs: np.ndarray
     plan: str  # the most probable plan
     option: str  # the option that acts in the most probable plan
+    text: str  # the description the plans answer
+    view: tuple  # (cells key, agent state) of the map, to rebuild its MapView for a loop break
     loosened: np.ndarray | None = None  # the probabilities used in a loop, computed when first needed
 
 
@@ -63,13 +65,21 @@ class Teacher:
         self.memo: dict[str, PlanDistribution] = {}
         self.unknown: set[str] = set()  # memoised texts whose answer came from no table or model
         self.field_cache: dict = {}  # distance fields shared by the skills across steps
-        self.description_memo: dict[tuple[bytes, tuple[int, int] | None], Description] = {}
-        self.suggestion_memo: dict[tuple[bytes, int], Suggestion] = {}
+        self.description_memo: dict[tuple[bytes, tuple[int, int] | None], Description] = {}  # by cells key
+        self.text_memo: dict[tuple[bytes, bytes, int], Description] = {}  # by description_key
+        # Suggestions by memory map (its tobytes()): a pure function of the map, since a text's plans
+        # never change once memoised.
+        self.suggestion_memo: dict[bytes, Suggestion] = {}
+        self.program_memo: dict[tuple[int, int], tuple] = {}  # see _program
         self.stats = TeacherStats()
 
     def plans_for(self, texts: Sequence[str]) -> list[tuple[PlanDistribution, bool]]:
         """Plan distributions for a batch of texts with one planner call for all memo misses."""
-        missing = sorted({text for text in texts if text not in self.memo})
+        memo = self.memo
+        if all(text in memo for text in texts) and not self.unknown:  # the common case: every text answered before
+            self.stats.cache_hits += len(texts)
+            return [(memo[text], True) for text in texts]
+        missing = sorted({text for text in texts if text not in memo})
         if missing:
             start = time.perf_counter()
             answers = self.planner.plan(missing)
@@ -88,64 +98,122 @@ class Teacher:
         self.stats.cache_hits += sum(hits)
         return [(self.memo[text], hit) for text, hit in zip(texts, hits)]
 
-    def act(self, memory_maps: Sequence[np.ndarray], visits: Sequence[int] | None = None
-            ) -> list[tuple[np.ndarray, dict]]:
+    def act(self, memory_maps: Sequence[np.ndarray], visits: Sequence[int] | None = None,
+            keys: Sequence[bytes] | None = None, states: Sequence | None = None) -> list[tuple[np.ndarray, dict]]:
         """(action probabilities, info) for each memory map of a batch.
 
         `visits` counts how often each map was already seen this episode. LLM plans can cycle (drop a
         key, pick the same key up again, forever); from the LOOP_LIMIT-th visit of the same state the
-        suggestion is loosened (see `_break_loop`), which breaks the cycle.
+        suggestion is loosened (see `_break_loop`), which breaks the cycle. `keys` (the maps'
+        `tobytes()`) and `states` (the agent's (position, heading) on each map) are for callers that
+        already have them.
         """
-        keys = [memory_map.tobytes() for memory_map in memory_maps]
-        cell_keys = [cells_key_of(memory_map, agent_state(memory_map)[0]) for memory_map in memory_maps]
-        descriptions = [self._described(memory_map, key) for memory_map, key in zip(memory_maps, cell_keys)]
-        answers = self.plans_for([d.text for d in descriptions])
+        keys = [memory_map.tobytes() for memory_map in memory_maps] if keys is None else keys
+        # A state seen before (same map, so same text and plans) costs one dict lookup: most steps.
+        suggestions = [self.suggestion_memo.get(key) for key in keys]
+        missing = [i for i, suggestion in enumerate(suggestions) if suggestion is None]
+        hits = [True] * len(keys)
+        if missing:
+            self._suggest_new(memory_maps, keys, missing, suggestions, hits, states)
+        else:
+            self.stats.cache_hits += len(keys)
+        if self.unknown:  # a text the planner did not know is never a cache hit, however often it recurs
+            for i, suggestion in enumerate(suggestions):
+                if hits[i] and suggestion.text in self.unknown:
+                    hits[i] = False
+                    self.stats.cache_hits -= 1
         results = []
-        for i, (key, memory_map, description, (plans, hit)) in enumerate(
-                zip(keys, memory_maps, descriptions, answers)):
-            suggestion = self._suggestion(key, memory_map, cell_keys[i], description, plans)
-            info = {"text": description.text, "plan": suggestion.plan, "option": suggestion.option,
-                    "cache_hit": hit}
+        for i, (suggestion, memory_map) in enumerate(zip(suggestions, memory_maps)):
+            info = {"text": suggestion.text, "plan": suggestion.plan, "option": suggestion.option,
+                    "cache_hit": hits[i]}
             probs = suggestion.probs
             if visits is not None and visits[i] >= LOOP_LIMIT:
                 if suggestion.loosened is None:
-                    suggestion.loosened = self._break_loop(probs, memory_map)
+                    suggestion.loosened = self._break_loop(probs, MapView(memory_map, self.field_cache, *suggestion.view))
                 probs = suggestion.loosened
                 info["loop_break"] = True
                 self.stats.loop_breaks += 1
             results.append((probs.copy(), info))
-        self.stats.steps += len(memory_maps)
+        self.stats.steps += len(keys)
         return results
 
-    def _suggestion(self, key: bytes, memory_map: np.ndarray, cells_key, description: Description,
-                    plans: PlanDistribution) -> Suggestion:
-        # A pure function of the map and the plans: a state seen before costs one lookup.
-        memo_key = (key, id(plans))
-        if memo_key not in self.suggestion_memo:
-            view = MapView(memory_map, self.field_cache, cells_key)
-            self._bound(self.suggestion_memo)[memo_key] = Suggestion(*self._soft_action(view, description.objects,
-                                                                                       plans))
-        return self.suggestion_memo[memo_key]
+    def act_one(self, memory_map: np.ndarray, visits: int, key: bytes, state=None) -> tuple[np.ndarray, dict]:
+        """`act` for one map whose `tobytes()` is `key`: the single-env wrapper's per-step call."""
+        suggestion = self.suggestion_memo.get(key)
+        if suggestion is None:
+            suggestion, hit = self._suggest_one(memory_map, key, state)
+        else:  # a text the planner did not know is never a cache hit, however often it recurs
+            hit = not self.unknown or suggestion.text not in self.unknown
+            self.stats.cache_hits += hit
+        self.stats.steps += 1
+        info = {"text": suggestion.text, "plan": suggestion.plan, "option": suggestion.option, "cache_hit": hit}
+        if visits < LOOP_LIMIT:
+            return suggestion.probs.copy(), info
+        if suggestion.loosened is None:
+            suggestion.loosened = self._break_loop(suggestion.probs, MapView(memory_map, self.field_cache,
+                                                                             *suggestion.view))
+        info["loop_break"] = True
+        self.stats.loop_breaks += 1
+        return suggestion.loosened.copy(), info
 
-    def _break_loop(self, probs: np.ndarray, memory_map: np.ndarray) -> np.ndarray:
+    def _suggest_one(self, memory_map: np.ndarray, key: bytes, state=None) -> tuple[Suggestion, bool]:
+        """The suggestion for a map not seen before (`_suggest_new` for one map, with less bookkeeping)."""
+        state = agent_state(memory_map) if state is None else state
+        cells_key = cells_key_of(memory_map, state[0], key)
+        description = self._described(memory_map, cells_key, state[0])
+        [(plans, hit)] = self.plans_for([description.text])
+        view = MapView(memory_map, self.field_cache, cells_key, state)
+        suggestion = Suggestion(*self._soft_action(view, description, plans), description.text,
+                                (cells_key, state))
+        self._bound(self.suggestion_memo)[key] = suggestion
+        return suggestion, hit
+
+    def _suggest_new(self, memory_maps, keys, missing: list[int], suggestions: list, hits: list[bool],
+                     states=None) -> None:
+        """Fill in the suggestions of maps not seen before, with one planner call for their new texts."""
+        states = [agent_state(memory_maps[i]) if states is None else states[i] for i in missing]
+        cell_keys = [cells_key_of(memory_maps[i], agent, keys[i]) for i, (agent, _) in zip(missing, states)]
+        descriptions = [self._described(memory_maps[i], key, agent)
+                        for i, key, (agent, _) in zip(missing, cell_keys, states)]
+        answers = self.plans_for([d.text for d in descriptions])
+        self.stats.cache_hits += len(keys) - len(missing)  # plans_for counted the others
+        for i, state, cells_key, description, (plans, hit) in zip(missing, states, cell_keys, descriptions,
+                                                                  answers):
+            hits[i] = hit
+            suggestion = self.suggestion_memo.get(keys[i])  # a duplicate earlier in the batch
+            if suggestion is None:
+                view = MapView(memory_maps[i], self.field_cache, cells_key, state)
+                suggestion = Suggestion(*self._soft_action(view, description, plans), description.text,
+                                        (cells_key, state))
+                self._bound(self.suggestion_memo)[keys[i]] = suggestion
+            suggestions[i] = suggestion
+
+    def _break_loop(self, probs: np.ndarray, view: MapView) -> np.ndarray:
         """Half the suggestion, half a uniform choice among its actions and an exploring one.
 
         Flattening gives the LLM's less likely plans (often the right ones) a fair chance; exploring
         reveals new facts. Where nothing is left unseen, exploring means turning on the spot.
         """
-        candidates = probs > 0
-        action = explore(MapView(memory_map, self.field_cache), set())
-        if action is None:
-            candidates[[LEFT, RIGHT]] = True
-        else:
-            candidates[action] = True
-        return (0.5 * probs + 0.5 * candidates / candidates.sum()).astype(np.float32)
+        values = probs.tolist()  # seven Python floats: cheaper than NumPy's calls
+        candidates = [value > 0 for value in values]
+        action = explore(view, frozenset())
+        for extra in ((LEFT, RIGHT) if action is None else (action,)):
+            candidates[extra] = True
+        share = 0.5 / sum(candidates)
+        return np.array([0.5 * value + (share if candidate else 0.0) for value, candidate in zip(values, candidates)],
+                        dtype=np.float32)
 
-    def _described(self, memory_map: np.ndarray, cells_key) -> Description:
-        # Turning on the spot or walking through known cells empty-handed keeps the text: a memo hit.
-        if cells_key not in self.description_memo:
-            self._bound(self.description_memo)[cells_key] = describe(memory_map, self.text_style)
-        return self.description_memo[cells_key]
+    def _described(self, memory_map: np.ndarray, cells_key, agent) -> Description:
+        # Walking or turning keeps the cells: a memo hit. Seeing new floor or walls keeps what
+        # `describe` reads (its description_key): a second memo's hit.
+        description = self.description_memo.get(cells_key)
+        if description is None:
+            key = description_key(memory_map, agent)
+            description = self.text_memo.get(key)
+            if description is None:
+                description = self._bound(self.text_memo)[key] = describe(memory_map, self.text_style)
+            self._bound(self.description_memo)[cells_key] = description
+        return description
 
     @staticmethod
     def _bound(memo: dict, limit: int = 50_000) -> dict:
@@ -154,39 +222,50 @@ class Teacher:
             memo.clear()
         return memo
 
-    def _soft_action(self, view: MapView, objects: dict, plans: PlanDistribution):
-        probs = np.zeros(N_ACTIONS, dtype=np.float32)
+    def _soft_action(self, view: MapView, description: Description, plans: PlanDistribution):
+        probs = [0.0] * N_ACTIONS  # Python floats: a handful of additions, cheaper than NumPy's
         memo: dict[Option, int | None] = {}
         top_plan, top_option, top_prob = "", "", -1.0
-        for plan, prob in plans:
-            option, action = self._first_action(view, objects, parse_plan(plan).options, memo)
+        for plan, prob, steps in self._program(description, plans):
+            option, action = self._first_action(view, steps, memo)
             probs[action] += prob
             if prob > top_prob:
                 top_plan, top_option, top_prob = plan, str(option), prob
         if not plans:
-            option, action = self._first_action(view, objects, (), memo)
+            option, action = self._first_action(view, (), memo)
             probs[action], top_option = 1.0, str(option)
-        return probs / probs.sum(), top_plan, top_option
+        total = sum(probs)
+        return np.array([p / total for p in probs], dtype=np.float32), top_plan, top_option
 
-    def _first_action(self, view: MapView, objects: dict, options, memo) -> tuple[Option, int]:
-        for option in options:
+    def _program(self, description: Description, plans: PlanDistribution) -> list[tuple[str, float, tuple]]:
+        """The plans as (plan, probability, steps), each step (option, skill, targets or None where the
+        target is not on the map): parsed and resolved once per description and answer."""
+        key = (id(description), id(plans))
+        program = self.program_memo.get(key)
+        if program is None or program[0] is not description or program[1] is not plans:
+            objects = description.objects
+            steps = [(plan, prob, tuple((option, SKILL_FUNCTIONS[option.skill],
+                                         frozenset() if option.target is None else
+                                         frozenset(objects[option.target]) if option.target in objects else None)
+                                        for option in parse_plan(plan).options))
+                     for plan, prob in plans]
+            program = self._bound(self.program_memo, 5_000)[key] = (description, plans, steps)
+        return program[2]
+
+    def _first_action(self, view: MapView, steps, memo) -> tuple[Option, int]:
+        for option, skill, targets in steps:
             if option not in memo:
-                memo[option] = self._option_action(view, objects, option)
+                if targets is None:
+                    self.stats.unresolved_targets += 1
+                    memo[option] = None
+                else:
+                    memo[option] = skill(view, targets)
             if memo[option] is not None:
                 return option, memo[option]
         self.stats.fallbacks += 1
         if EXPLORE not in memo:
-            memo[EXPLORE] = self._option_action(view, objects, EXPLORE)
+            memo[EXPLORE] = SKILL_FUNCTIONS[EXPLORE.skill](view, frozenset())
         return EXPLORE, self.idle_action if memo[EXPLORE] is None else memo[EXPLORE]
-
-    def _option_action(self, view: MapView, objects: dict, option: Option) -> int | None:
-        targets = set()
-        if option.target is not None:
-            if option.target not in objects:
-                self.stats.unresolved_targets += 1
-                return None
-            targets = set(objects[option.target])
-        return SKILL_FUNCTIONS[option.skill](view, targets)
 
     def summary(self) -> dict:
         """Counters plus derived rates, for logs and benchmark reports."""

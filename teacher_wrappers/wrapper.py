@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -55,7 +56,7 @@ def _with_teacher_space(space: gym.Space, n_actions: int) -> gym.spaces.Dict:
     return gym.spaces.Dict({**space.spaces, "teacher_probs": probs})
 
 
-class TeacherWrapper(gym.Wrapper):
+class TeacherWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Adds obs["teacher_probs"] (float32, sums to 1) and info["teacher"] to a MiniGrid environment.
 
     `planner` is a planner name ("recorded", "rules", ...) built with `planner_kwargs`, or a Planner.
@@ -63,11 +64,16 @@ class TeacherWrapper(gym.Wrapper):
     environments it keeps its own memory map of the agent's views. `text_style` defaults to the
     task's own ("plain", ...); on plain MiniGrid and BabyAI envs to "suite" (every object and the
     mission, see `describe_suite`), except with the recorded planner, whose table is in "plain".
+    The constructor arguments are recorded, so `env.spec.make()`, `gym.make(env.spec)` and
+    `check_env` rebuild the same teacher.
     """
 
     def __init__(self, env: gym.Env, planner: Planner | str = "recorded", planner_kwargs: dict | None = None,
                  text_style: str | None = None):
-        super().__init__(env)
+        # No deep copy: a Planner object (a loaded model, a server connection) is shared, not cloned.
+        gym.utils.RecordConstructorArgs.__init__(self, planner=planner, planner_kwargs=planner_kwargs,
+                                                 text_style=text_style, _disable_deepcopy=True)
+        gym.Wrapper.__init__(self, env)
         base = env.unwrapped
         if not isinstance(base, MiniGridEnv):
             raise TypeError(f"TeacherWrapper needs a MiniGrid environment, got {type(base).__name__}")
@@ -79,21 +85,27 @@ class TeacherWrapper(gym.Wrapper):
             self._own_memory = False
         except AttributeError:
             self._memory, self._own_memory = MemoryMap(base.width, base.height), True
+        self._map_shape = self._memory.cells.shape[:2] + (4,)
+        self._visits: dict[bytes, int] = {}
+        self.teacher_enabled = True  # when False, teacher_probs are all zero and the teacher is not asked
 
     def _suggest(self, obs: dict, info: dict) -> tuple[dict, dict]:
+        if not self.teacher_enabled:
+            return {**obs, "teacher_probs": np.zeros(self.observation_space["teacher_probs"].shape, np.float32)}, info
+        memory = self._memory  # the map's source: it knows where the agent is without a search
         if self._own_memory:
-            self._memory.update(self.env.unwrapped, partial_view(self.env.unwrapped))
+            memory.update(self.env.unwrapped, partial_view(self.env.unwrapped))
         memory_map = obs.get("image")
-        if self._own_memory or memory_map is None or memory_map.shape != self._memory.cells.shape[:2] + (4,):
-            memory_map = self._memory.observation()  # else the observation is the map, just updated
+        if self._own_memory or memory_map is None or memory_map.shape != self._map_shape:
+            memory_map = memory.observation()  # else the observation is the map, just updated
         key = memory_map.tobytes()
-        self._visits[key] = self._visits.get(key, 0) + 1
+        count = self._visits[key] = self._visits.get(key, 0) + 1
+        state = (memory.agent_pos, memory.agent_dir)
         if isinstance(self.teacher, SuiteTeacher):
-            [(probs, teacher_info)] = self.teacher.act([memory_map], visits=[self._visits[key]],
-                                                      missions=[self._mission])
+            probs, info["teacher"] = self.teacher.act_one(memory_map, count, key, state, self._mission)
         else:
-            [(probs, teacher_info)] = self.teacher.act([memory_map], visits=[self._visits[key]])
-        return {**obs, "teacher_probs": probs}, {**info, "teacher": teacher_info}
+            probs, info["teacher"] = self.teacher.act_one(memory_map, count, key, state)
+        return {**obs, "teacher_probs": probs}, info  # the env's info dict is fresh every step
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
@@ -110,6 +122,13 @@ class TeacherWrapper(gym.Wrapper):
 
     def teacher_stats(self) -> dict:
         return self.teacher.summary()
+
+    def visits_state(self) -> dict[bytes, int]:
+        """Visit counts of this episode (they shape the suggestions: save them to resume)."""
+        return dict(self._visits)
+
+    def restore_visits(self, visits: dict[bytes, int]) -> None:
+        self._visits = dict(visits)
 
 
 class TeacherVectorWrapper(gym.vector.VectorWrapper):
@@ -152,9 +171,9 @@ class TeacherVectorWrapper(gym.vector.VectorWrapper):
             counts.append(visits[key])
         if isinstance(self.teacher, SuiteTeacher):
             missions = [decode(vector) for vector in obs["mission"]]
-            results = self.teacher.act(maps, visits=counts, missions=missions)
+            results = self.teacher.act(maps, visits=counts, keys=keys, missions=missions)
         else:
-            results = self.teacher.act(maps, visits=counts)
+            results = self.teacher.act(maps, visits=counts, keys=keys)
         self.last_infos = [info for _, info in results]
         return {**obs, "teacher_probs": np.stack([probs for probs, _ in results])}
 
@@ -196,3 +215,87 @@ def _task_info(env: gym.vector.VectorEnv, text_style: str | None, task: str | No
     except AttributeError:  # plain MiniGrid / BabyAI sub-envs
         styles, tables = [None], ["SimpleDoorKey"]
     return text_style or default_text_style(styles[0], planner), task or tables[0], styles[0] is not None
+
+
+# Counters of Teacher.summary() that add up over teachers (the rates are recomputed from them).
+_SUMMED_STATS = ("steps", "queries", "cache_hits", "unknown_texts", "llm_calls", "planner_seconds",
+                 "unparsed_steps", "unresolved_targets", "fallbacks", "loop_breaks")
+
+
+class TeacherWorkersVectorEnv(gym.vector.VectorWrapper):
+    """A vector env whose sub-envs are TeacherWrappers, each asking its own teacher in its own process.
+
+    For planners that cost no LLM call (recorded, rules): with an AsyncVectorEnv the teacher's work
+    spreads over the cores instead of running for every sub-env in the main process. Offers what the
+    training scripts use of TeacherVectorWrapper: `teacher_enabled`, `teacher_stats()` (summed over
+    the sub-envs' teachers), `visits_state()` / `restore_visits()`, and `teacher`, a teacher in the
+    main process with the same planner (for its attributes and for teacher-alone episodes; it does not
+    act for the sub-envs).
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, teacher: Teacher):
+        super().__init__(env)
+        self.teacher = teacher
+        self._enabled = True
+
+    @property
+    def teacher_enabled(self) -> bool:
+        return self._enabled
+
+    @teacher_enabled.setter
+    def teacher_enabled(self, enabled: bool) -> None:
+        if enabled != self._enabled:  # one round trip to the workers, and only on a change
+            self.env.set_attr("teacher_enabled", bool(enabled))
+            self._enabled = bool(enabled)
+
+    def teacher_stats(self) -> dict:
+        summaries = self.env.call("teacher_stats")
+        stats = {name: sum(summary[name] for summary in summaries) for name in _SUMMED_STATS}
+        steps = max(stats["steps"], 1)
+        stats["queries_per_1000_steps"] = 1000 * stats["queries"] / steps
+        stats["llm_calls_per_1000_steps"] = 1000 * stats["llm_calls"] / steps
+        stats["seconds_per_query"] = stats["planner_seconds"] / max(stats["queries"], 1)
+        stats["planner"] = summaries[0]["planner"]
+        stats["teachers"] = len(summaries)
+        return stats
+
+    def visits_state(self) -> list[dict[bytes, int]]:
+        return list(self.env.call("visits_state"))
+
+    def restore_visits(self, visits: list[dict[bytes, int]]) -> None:
+        self.env.set_attr("_visits", [dict(counts) for counts in visits])  # one value per sub-env
+
+
+def _with_teacher(env_fn: Callable[[], gym.Env], planner: Planner | str, planner_kwargs: dict | None
+                  ) -> Callable[[], gym.Env]:
+    def thunk() -> gym.Env:
+        return TeacherWrapper(env_fn(), planner=planner, planner_kwargs=planner_kwargs)
+
+    return thunk
+
+
+def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: Planner | str = "recorded",
+                            planner_kwargs: dict | None = None, asynchronous: bool = False,
+                            **vector_kwargs) -> TeacherVectorWrapper | TeacherWorkersVectorEnv:
+    """A vector env of `env_fns` whose observations carry obs["teacher_probs"].
+
+    Asynchronous with a planner that costs no LLM call (`planner.live` is False: recorded, rules):
+    every sub-env process runs its own TeacherWrapper, so the teacher scales with the cores.
+    Otherwise one teacher in this process answers all sub-envs with one batched planner call per
+    step (TeacherVectorWrapper), so an LLM sees batches and its answers are asked for once.
+    `vector_kwargs` go to the Sync/AsyncVectorEnv (e.g. autoreset_mode).
+    """
+    if not asynchronous:
+        return TeacherVectorWrapper(gym.vector.SyncVectorEnv(list(env_fns), **vector_kwargs), planner=planner,
+                                    planner_kwargs=planner_kwargs)
+    probe = env_fns[0]()  # the task's text style and recorded table, for the teacher here
+    try:
+        teacher = _teacher_for(probe.unwrapped, planner, planner_kwargs)
+    finally:
+        probe.close()
+    if teacher.planner.live:  # an LLM: one batched query per step, here
+        return TeacherVectorWrapper(gym.vector.AsyncVectorEnv(list(env_fns), **vector_kwargs),
+                                    planner=teacher.planner)
+    planner_arg = planner if isinstance(planner, str) else teacher.planner
+    fns = [_with_teacher(fn, planner_arg, planner_kwargs) for fn in env_fns]
+    return TeacherWorkersVectorEnv(gym.vector.AsyncVectorEnv(fns, **vector_kwargs), teacher)

@@ -42,7 +42,8 @@ def build_tiny_model(folder: Path) -> Path:
 class FakeServer:
     """An OpenAI-compatible HTTP server on 127.0.0.1 whose behaviour a test sets in `self.mode`.
 
-    Modes: good, garbage, malformed, flaky (a 500 first, then good), slow, no_logprobs.
+    Modes: good, garbage, malformed, flaky (a 500 first, then good), slow, no_logprobs. With `fail_after`
+    set, every request after that many answers HTTP 500 (a server that breaks down mid-run).
     """
 
     def __init__(self, model: str = "fake-model", answer: str = "Plan: go to <key>, pick up <key>"):
@@ -52,6 +53,7 @@ class FakeServer:
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
         self.delay = 0.0
+        self.fail_after: int | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -90,6 +92,8 @@ class FakeServer:
         self.thread.start()
 
     def respond(self, handler, payload, count):
+        if self.fail_after is not None and count > self.fail_after:
+            return handler._send(500, {"error": "internal error"})
         if self.mode == "malformed":
             return handler._send(200, b"{not json")
         if self.mode == "flaky" and count == 1:
@@ -110,8 +114,9 @@ class FakeServer:
         prompt_end = text.rindex("Plan:") + len("Plan:")
         plan = text[prompt_end:]
         value = -0.1 if "pick up" in plan else -3.0
-        return {"choices": [{"text": text, "logprobs": {"text_offset": [0, prompt_end],
-                                                        "token_logprobs": [None, value]}}]}
+        # then one generated token (max_tokens 1), which must not count towards the plan's score
+        return {"choices": [{"text": text + " x", "logprobs": {"text_offset": [0, prompt_end, len(text)],
+                                                              "token_logprobs": [None, value, -50.0]}}]}
 
     def close(self):
         self.httpd.shutdown()

@@ -53,7 +53,11 @@ def resolve_model(model: str) -> tuple[str | Path, str | None]:
         if not path.is_file():
             raise FileNotFoundError(f"GGUF file not found: {path}")
         return path.parent, path.name
-    if path.is_dir() or "/" in model:
+    if path.is_dir():
+        return model, None
+    if path.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1:
+        raise FileNotFoundError(f"model folder not found: {model}")  # a path, not a hub id ('org/name')
+    if "/" in model:
         return model, None
     raise FileNotFoundError(f"model {model!r} is neither a folder, a GGUF file, a cached hub id "
                             "('org/name') nor 'smollm2'")

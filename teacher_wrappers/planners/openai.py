@@ -2,7 +2,8 @@
 
 Chat completions with n samples per prompt (`sample`), or, where the server returns prompt logprobs
 on its completions endpoint (vLLM does), the likelihood of each admissible plan (`score`); a server
-that returns no logprobs falls back to sampling. Timeouts, retries with exponential backoff on
+that returns no logprobs or refuses `echo` (`transformers serve` does) falls back to sampling, with
+one warning. Timeouts, retries with exponential backoff on
 429/5xx, malformed replies and timeouts, and concurrent requests for a batch. An unreachable server
 or an unknown model fails at construction, with the URL and the model in the message. The API key is
 read from an environment variable and never logged, cached or written anywhere.
@@ -13,8 +14,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 import urllib.error
+import warnings
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,6 +27,11 @@ from teacher_wrappers.plans import admissible_plans
 from teacher_wrappers.prompt import chat_messages, completion_prompt
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
+UNSUPPORTED_STATUS = {400, 404, 405, 422, 501}  # a server that does not know echo/logprobs or /completions
+
+
+class _ScoringUnsupported(Exception):
+    """The server cannot score plans: the planner samples instead."""
 
 
 class OpenAIPlanner(LLMPlanner):
@@ -42,6 +50,7 @@ class OpenAIPlanner(LLMPlanner):
         self.base_url = base_url.rstrip("/")
         self._api_key_env = api_key_env
         self.timeout, self.max_retries, self.backoff, self.concurrency = timeout, max_retries, backoff, concurrency
+        self._fallback_lock = threading.Lock()
         self._check_server()
 
     def __repr__(self) -> str:  # no key in logs
@@ -57,8 +66,9 @@ class OpenAIPlanner(LLMPlanner):
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def _request(self, path: str, payload: dict | None = None) -> dict:
-        """One call with retries; returns the decoded JSON reply."""
+    def _request(self, path: str, payload: dict | None = None, unsupported: set[int] = frozenset()) -> dict:
+        """One call with retries; returns the decoded JSON reply. Statuses in `unsupported` raise
+        _ScoringUnsupported."""
         data = None if payload is None else json.dumps(payload).encode()
         last_error = "no attempt"
         for attempt in range(self.max_retries + 1):
@@ -71,6 +81,8 @@ class OpenAIPlanner(LLMPlanner):
                     body = reply.read()
             except urllib.error.HTTPError as error:
                 last_error = f"HTTP {error.code}"
+                if error.code in unsupported:
+                    raise _ScoringUnsupported(f"HTTP {error.code} on {path}") from error
                 if error.code in RETRY_STATUS:
                     continue
                 raise PlannerError(f"{self._where()} answered {path} with HTTP {error.code}: "
@@ -129,24 +141,39 @@ class OpenAIPlanner(LLMPlanner):
         plans = admissible_plans(text)
         scores = []
         for plan in plans:
-            reply = self._request("/completions", {"model": self.model, "prompt": f"{prompt} {plan}",
-                                                   "max_tokens": 0, "echo": True, "logprobs": 1})
-            score = _continuation_logprob(reply, len(prompt))
-            if score is None:  # no prompt logprobs from this server: sample instead
-                self.mode = "sample"
-                return self._sample(text)
+            # max_tokens 1, not 0: servers that generate before echoing (transformers serve) refuse 0
+            payload = {"model": self.model, "prompt": f"{prompt} {plan}", "max_tokens": 1, "echo": True,
+                       "logprobs": 1, "temperature": 0}
+            try:
+                reply = self._request("/completions", payload, unsupported=UNSUPPORTED_STATUS)
+            except _ScoringUnsupported as error:
+                return self._sample_instead(text, str(error))
+            score = _continuation_logprob(reply, len(prompt), len(payload["prompt"]))
+            if score is None:
+                return self._sample_instead(text, "its completions carry no prompt logprobs")
             scores.append(score)
         top = max(scores)
         weights = [math.exp(score - top) for score in scores]
         return [(plan, weight / sum(weights)) for plan, weight in zip(plans, weights)]
 
+    def _sample_instead(self, text: str, why: str) -> PlanDistribution:
+        """Score mode on a server that cannot score: warn once (texts are answered concurrently), then sample."""
+        with self._fallback_lock:
+            if self.mode == "score":
+                warnings.warn(f"{self._where()} cannot score plans ({why}); the openai planner samples "
+                              f"{self.n} answers per text instead", stacklevel=2)
+                self.mode = "sample"
+        return self._sample(text)
 
-def _continuation_logprob(reply: dict, prompt_chars: int) -> float | None:
-    """Sum of the logprobs of the echoed tokens after the prompt, or None if the server gave none."""
+
+def _continuation_logprob(reply: dict, prompt_chars: int, echoed_chars: int) -> float | None:
+    """Sum of the logprobs of the echoed tokens between the prompt and the end of the echoed text (the
+    generated token after it does not count), or None if the server gave none."""
     try:
         logprobs = reply["choices"][0]["logprobs"]
         offsets, values = logprobs["text_offset"], logprobs["token_logprobs"]
     except (KeyError, IndexError, TypeError):
         return None
-    picked = [value for offset, value in zip(offsets, values) if offset >= prompt_chars and value is not None]
+    picked = [value for offset, value in zip(offsets, values)
+              if prompt_chars <= offset < echoed_chars and value is not None]
     return float(sum(picked)) if picked else None

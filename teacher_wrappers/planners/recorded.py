@@ -55,10 +55,13 @@ def _validated(path: Path, task: str, text: str, answers) -> PlanDistribution:
     for plan, prob in answers.items():
         if not isinstance(prob, (int, float)) or isinstance(prob, bool) or not math.isfinite(prob) or prob < 0:
             raise RecordedTableError(f"{where}: plan {plan!r} has invalid probability {prob!r}")
-    distribution = normalise(dict(answers))
-    if not distribution:
+    total = sum(answers.values())
+    if total <= 0:
         raise RecordedTableError(f"{where}: probabilities sum to zero")
-    return distribution
+    # Rounding (each probability to two decimals, say) is rescaled away; anything more is a wrong table.
+    if abs(total - 1.0) > max(0.01, 0.005 * len(answers)):
+        raise RecordedTableError(f"{where}: probabilities sum to {total:g}, not 1")
+    return normalise(dict(answers))
 
 
 class RecordedPlanner(Planner):

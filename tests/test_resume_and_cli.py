@@ -1,0 +1,174 @@
+"""What the training scripts do with bad input, checkpoints that do not fit, and failures mid-run.
+
+Run as a user runs them (subprocesses, tiny budgets). Every error is one line, exit status 2 for bad
+input (nothing touched), 1 for a failure during the run (a checkpoint kept).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from llm_fixtures import FakeServer
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--num-envs", "2", "--num-steps", "64", "--eval-episodes", "2", "--no-progress"]
+TEACHER = ["--planner", "rules", "--teacher-eval-episodes", "1"]
+
+
+def run(script, *args, cwd, env=None):
+    """The script on this checkout's library (PYTHONPATH), with tests/ importable for test envs."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", **(env or {})}
+    return subprocess.run([sys.executable, str(ROOT / "algorithms" / script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def one_line_error(proc, code):
+    assert proc.returncode == code, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
+    return lines[0]
+
+
+def snapshot(folder):
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """Two finished runs of 3 iterations with a checkpoint per iteration: ppo.py and ppo_teacher.py."""
+    folder = tmp_path_factory.mktemp("finished")
+    for script, name, extra in (("ppo.py", "base", []), ("ppo_teacher.py", "teach", TEACHER)):
+        proc = run(script, "--total-timesteps", "384", "--checkpoint-every", "1", "--run-name", name, *extra, *TINY,
+                   cwd=folder)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return folder
+
+
+# -- command line ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("script,args,message", [
+    ("ppo.py", ["--total-timesteps", "0"], "--total-timesteps 0 is below one batch (--num-envs x --num-steps = 128)"),
+    ("ppo_teacher.py", ["--total-timesteps", "100"], "--total-timesteps 100 is below one batch"),
+    ("ppo.py", ["--total-timesteps", "512", "--num-envs", "0"], "--num-envs must be at least 1, got 0"),
+    ("ppo_teacher.py", ["--total-timesteps", "512", "--num-steps", "-1"], "--num-steps must be at least 1, got -1"),
+    ("ppo.py", ["--total-timesteps", "512", "--env-id", "CartPole-v1"], "CartPole-v1 is not a MiniGrid environment"),
+    ("ppo_teacher.py", ["--total-timesteps", "512", "--env-id", "CartPole-v1"], "is not a MiniGrid environment"),
+    ("ppo_teacher.py", ["--total-timesteps", "512", "--planner", "hf", "--model", "/nonexistent/model"],
+     "model folder not found: /nonexistent/model"),
+])
+def test_bad_command_lines_get_one_line_errors(tmp_path, script, args, message):
+    proc = run(script, *[a for a in TINY if a != "--no-progress"], *args, cwd=tmp_path)
+    assert message in one_line_error(proc, 2)
+    assert not (tmp_path / "runs").exists()
+
+
+# -- checkpoints that cannot be read ----------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["missing", "empty", "truncated", "random bytes", "a folder"])
+def test_unreadable_checkpoints_are_named(tmp_path, finished, damage):
+    path = tmp_path / "latest.pt"
+    good = (finished / "runs/base/checkpoints/latest.pt").read_bytes()
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif damage == "random bytes":
+        path.write_bytes(os.urandom(4096))
+    elif damage == "a folder":
+        path.mkdir()
+    line = one_line_error(run("ppo.py", "--total-timesteps", "384", "--resume", str(path), *TINY, cwd=tmp_path), 2)
+    assert str(path) in line
+    assert not (tmp_path / "runs").exists()
+
+
+# -- checkpoints that do not fit the run ------------------------------------------------------------
+
+def test_a_checkpoint_of_the_other_script_is_refused_and_nothing_touched(tmp_path, finished):
+    shutil.copytree(finished / "runs", tmp_path / "runs")
+    before = snapshot(tmp_path / "runs")
+    proc = run("ppo_teacher.py", "--total-timesteps", "384", *TEACHER, "--resume",
+               "runs/base/checkpoints/iter_000001.pt", *TINY, cwd=tmp_path)
+    assert "was written by ppo.py, not ppo_teacher.py" in one_line_error(proc, 2)
+    proc = run("ppo.py", "--total-timesteps", "384", "--resume", "runs/teach/checkpoints/iter_000001.pt", *TINY,
+               cwd=tmp_path)
+    assert "was written by ppo_teacher.py, not ppo.py" in one_line_error(proc, 2)
+    assert snapshot(tmp_path / "runs") == before  # summaries and TensorBoard events as they were
+
+
+def test_other_settings_are_listed_in_one_line(tmp_path, finished):
+    shutil.copytree(finished / "runs", tmp_path / "runs")
+    before = snapshot(tmp_path / "runs")
+    proc = run("ppo_teacher.py", "--total-timesteps", "384", "--planner", "recorded", "--teacher-eval-episodes", "1",
+               "--seed", "2", "--schedule", "reference", "--resume", "runs/teach/checkpoints/iter_000001.pt", *TINY,
+               cwd=tmp_path)
+    line = one_line_error(proc, 2)
+    for difference in ("--planner recorded (checkpoint: rules)", "--seed 2 (checkpoint: 1)",
+                       "--schedule reference (checkpoint: adaptive)"):
+        assert difference in line
+    assert snapshot(tmp_path / "runs") == before
+
+
+def test_a_budget_change_needs_the_flag(tmp_path, finished):
+    shutil.copytree(finished / "runs", tmp_path / "runs")
+    checkpoint = "runs/base/checkpoints/iter_000003.pt"
+    proc = run("ppo.py", "--total-timesteps", "512", "--resume", checkpoint, *TINY, cwd=tmp_path)
+    line = one_line_error(proc, 2)
+    assert "--total-timesteps 512 (checkpoint: 384)" in line and "--num-envs" not in line
+    proc = run("ppo.py", "--total-timesteps", "512", "--resume-allow-budget-change", "--resume", checkpoint, *TINY,
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "runs/base/summary.json").read_text())
+    assert summary["frames"] == 512 and len(summary["learning_curve"]["frames"]) == 4
+
+
+def test_teacher_stats_continue_across_a_resume(tmp_path, finished):
+    uninterrupted = json.loads((finished / "runs/teach/summary.json").read_text())["teacher_stats"]
+    proc = run("ppo_teacher.py", "--total-timesteps", "384", *TEACHER, "--run-dir", str(tmp_path / "again"),
+               "--resume", str(finished / "runs/teach/checkpoints/iter_000001.pt"), *TINY, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed = json.loads((tmp_path / "again/teach/summary.json").read_text())["teacher_stats"]
+    assert resumed["steps"] == uninterrupted["steps"] > 384  # the adaptive schedule's teacher-alone episode too
+    for key in ("queries", "cache_hits", "llm_calls", "loop_breaks", "unparsed_steps"):
+        assert resumed[key] == uninterrupted[key], key
+
+
+# -- failures in the middle of a run ------------------------------------------------------------------
+
+def test_an_exception_mid_run_keeps_the_finished_iterations(tmp_path):
+    common = ["--env-id", "failing_env:FailingDoorKey-v0", "--total-timesteps", "640", "--run-name", "crash", *TINY]
+    proc = run("ppo.py", *common, cwd=tmp_path, env={"FAILING_ENV_AT": "200"})  # a sub-env's step 200: iteration 4
+    line = one_line_error(proc, 1)
+    assert "RuntimeError: sensor failure at step 200" in line and "checkpoint of iteration 3 written" in line
+    assert "sensor failure" in (tmp_path / "runs/crash/error.log").read_text()  # the traceback, for debugging
+    state = torch.load(tmp_path / "runs/crash/checkpoints/latest.pt", weights_only=False)
+    assert state["iteration"] == 3 and state["global_step"] == 3 * 128
+    proc = run("ppo.py", *common, "--resume", "runs/crash/checkpoints/latest.pt", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "runs/crash/summary.json").read_text())["frames"] == 640
+
+
+def test_a_planner_server_that_starts_failing_leaves_a_checkpoint(tmp_path):
+    server = FakeServer()
+    server.fail_after = 3  # the first texts are answered, then every request gets HTTP 500
+    common = ["--planner", "openai", "--base-url", server.url, "--model", "fake-model", "--schedule", "linear",
+              "--total-timesteps", "1280", "--run-name", "served", *TINY]
+    cache = {"TEACHER_WRAPPERS_CACHE": str(tmp_path / "answers.sqlite")}
+    try:
+        line = one_line_error(run("ppo_teacher.py", *common, cwd=tmp_path, env=cache), 1)
+        assert "PlannerError" in line and server.url in line and "HTTP 500" in line and "written to" in line
+        state = torch.load(tmp_path / "runs/served/checkpoints/latest.pt", weights_only=False)
+        server.fail_after = None  # the server is back
+        proc = run("ppo_teacher.py", *common, "--resume", "runs/served/checkpoints/latest.pt", cwd=tmp_path, env=cache)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    finally:
+        server.close()
+    summary = json.loads((tmp_path / "runs/served/summary.json").read_text())
+    assert summary["frames"] == 1280 and len(summary["learning_curve"]["frames"]) == 10
+    # the teacher's counters went on from the checkpoint's, not from zero
+    assert summary["teacher_stats"]["steps"] == state["teacher_stats"]["steps"] + 1280 - state["global_step"]

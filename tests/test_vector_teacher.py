@@ -1,0 +1,107 @@
+"""make_teacher_vector_env: teachers in the sub-env processes for planners that cost no LLM call."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from teacher_wrappers.planners import RulesPlanner
+from teacher_wrappers.planners.base import Planner
+from teacher_wrappers.wrapper import TeacherVectorWrapper, TeacherWorkersVectorEnv, make_teacher_vector_env
+
+SAME_STEP = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+
+
+def env_fns(task: str, n: int):
+    return [lambda: gym.make(f"TeacherWrappers/{task}-v0")] * n
+
+
+def rollout(envs, steps: int, seed: int = 0):
+    """teacher_probs of `steps` steps with actions drawn from them (so episodes make progress and end)."""
+    rng = np.random.default_rng(seed)
+    obs, _ = envs.reset(seed=list(range(seed, seed + envs.num_envs)))
+    seen, ends = [obs["teacher_probs"]], 0
+    for _ in range(steps):
+        probs = obs["teacher_probs"].astype(np.float64)
+        actions = [rng.choice(len(p), p=p / p.sum()) for p in probs]
+        obs, _, terminated, truncated, _ = envs.step(np.array(actions))
+        seen.append(obs["teacher_probs"])
+        ends += int(np.sum(terminated | truncated))
+    return np.stack(seen), ends
+
+
+@pytest.mark.parametrize("task,planner", [("ColoredDoorKey", "recorded"), ("TwoDoor", "rules")])
+def test_teachers_in_workers_suggest_what_the_main_process_teacher_suggests(task, planner):
+    sync = make_teacher_vector_env(env_fns(task, 2), planner=planner, asynchronous=False, **SAME_STEP)
+    workers = make_teacher_vector_env(env_fns(task, 2), planner=planner, asynchronous=True, **SAME_STEP)
+    try:
+        assert isinstance(sync, TeacherVectorWrapper) and isinstance(workers, TeacherWorkersVectorEnv)
+        assert isinstance(workers.env, gym.vector.AsyncVectorEnv)
+        (expected, ends), (got, _) = rollout(sync, 160), rollout(workers, 160)
+        assert ends > 0  # past the end of some episodes: the autoreset keeps them in step
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+        stats = workers.teacher_stats()
+        # A worker's teacher also sees each episode's last map, which the vector env passes on in info.
+        assert sync.teacher_stats()["steps"] == 2 * 161 and stats["steps"] == 2 * 161 + ends
+        assert stats["teachers"] == 2 and stats["planner"] == planner and workers.teacher.planner.name == planner
+    finally:
+        sync.close()
+        workers.close()
+
+
+def test_switching_the_workers_teacher_off_and_restoring_visits():
+    envs = make_teacher_vector_env(env_fns("SimpleDoorKey", 2), planner="rules", asynchronous=True, **SAME_STEP)
+    try:
+        obs, _ = envs.reset(seed=[0, 1])
+        envs.step(np.array([0, 0]))
+        visits = envs.visits_state()
+        assert len(visits) == 2 and all(sum(counts.values()) == 2 for counts in visits)
+        envs.teacher_enabled = False
+        obs, *_ = envs.step(np.array([1, 1]))
+        assert not obs["teacher_probs"].any() and envs.teacher_stats()["steps"] == 4
+        envs.teacher_enabled = True
+        obs, *_ = envs.step(np.array([0, 0]))
+        assert np.allclose(obs["teacher_probs"].sum(axis=1), 1) and envs.teacher_stats()["steps"] == 6
+        envs.restore_visits([{b"x": 3}, {}])
+        assert envs.visits_state() == [{b"x": 3}, {}]
+    finally:
+        envs.close()
+
+
+class LiveRules(RulesPlanner):
+    live = True  # stands in for an LLM: must stay in the main process
+
+
+def test_live_planners_keep_one_batched_teacher_in_the_main_process():
+    envs = make_teacher_vector_env(env_fns("SimpleDoorKey", 2), planner=LiveRules(), asynchronous=True, **SAME_STEP)
+    try:
+        assert isinstance(envs, TeacherVectorWrapper) and isinstance(envs.env, gym.vector.AsyncVectorEnv)
+        obs, _ = envs.reset(seed=[0, 1])
+        assert np.allclose(obs["teacher_probs"].sum(axis=1), 1) and envs.teacher.planner.queries >= 1
+    finally:
+        envs.close()
+
+
+def test_planner_errors_surface_in_the_main_process():
+    with pytest.raises(ValueError, match="valid planners"):
+        make_teacher_vector_env(env_fns("SimpleDoorKey", 2), planner="llama", asynchronous=True)
+    assert issubclass(LiveRules, Planner)
+
+
+def test_ppo_teacher_async_envs_runs_the_teacher_in_the_workers(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = root / "algorithms" / "ppo_teacher.py"
+    proc = subprocess.run([sys.executable, str(script), "--async-envs", "--planner", "recorded", "--num-envs", "2",
+                           "--num-steps", "32", "--total-timesteps", "256", "--eval-episodes", "2", "--no-progress",
+                           "--schedule", "reference", "--run-name", "a"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)})  # this checkout's library
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = json.loads((tmp_path / "runs/a/summary.json").read_text())["teacher_stats"]
+    assert stats["teachers"] == 2 and stats["steps"] >= 256 and stats["planner"] == "recorded"
