@@ -18,6 +18,8 @@ import numpy as np
 from minigrid.core.constants import OBJECT_TO_IDX
 from minigrid.minigrid_env import MiniGridEnv
 
+from teacher_wrappers import mission
+
 EMPTY = np.array([OBJECT_TO_IDX["empty"], 0, 0], dtype=np.uint8)
 _DIR_VEC = np.array([(1, 0), (0, 1), (-1, 0), (0, -1)])
 
@@ -81,7 +83,13 @@ class MemoryMap:
 
 
 class MemoryMapObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
-    """Replaces a MiniGrid observation by {"image": memory map} (see the module docstring)."""
+    """Replaces a MiniGrid observation by {"image": memory map, "mission": parsed mission}.
+
+    "image" is the memory map (see the module docstring). "mission" is the episode's mission parsed
+    into a fixed-size uint8 vector (`teacher_wrappers.mission.encode`: per instruction its action,
+    object type, colour and location word, the second object of "put next to", then the start pose
+    that location words refer to), so a student can see what a BabyAI or MiniGrid episode asks.
+    """
 
     def __init__(self, env: gym.Env):
         gym.utils.RecordConstructorArgs.__init__(self)
@@ -91,12 +99,17 @@ class MemoryMapObservation(gym.ObservationWrapper, gym.utils.RecordConstructorAr
             raise TypeError(f"MemoryMapObservation needs a MiniGrid environment, got {type(base).__name__}")
         self.memory_map = MemoryMap(base.width, base.height)
         shape = (base.width, base.height, 4)
-        self.observation_space = gym.spaces.Dict({"image": gym.spaces.Box(0, 255, shape, dtype=np.uint8)})
+        self.observation_space = gym.spaces.Dict({
+            "image": gym.spaces.Box(0, 255, shape, dtype=np.uint8),
+            "mission": gym.spaces.Box(0, 255, (mission.VECTOR_SIZE,), dtype=np.uint8)})
+        self._mission = np.zeros(mission.VECTOR_SIZE, dtype=np.uint8)
 
     def reset(self, **kwargs):
         self.memory_map.reset()
-        return super().reset(**kwargs)
+        obs, info = self.env.reset(**kwargs)
+        self._mission = mission.encode(mission.start_mission(self.env))  # the pose at reset: read it now
+        return self.observation(obs), info
 
     def observation(self, observation):
         self.memory_map.update(self.env.unwrapped, observation["image"])
-        return {"image": self.memory_map.observation()}
+        return {"image": self.memory_map.observation(), "mission": self._mission.copy()}
