@@ -27,18 +27,20 @@ JOBS=(
   "MiniGrid-MultiRoom-N4-S5-v0 $(frames 100000)"
 )
 
+status=0
 if [[ -z "${REPORT_ONLY:-}" ]]; then
   mkdir -p "$OUT"
   pids=()
   for job in "${JOBS[@]}"; do
     read -r env budget <<<"$job"
     echo "$env: $budget frames, seeds $SEEDS" >&2
+    # one sweep per env (its own folder: a sweep locks its folder), all three side by side
+    mkdir -p "$OUT/$env"
     # shellcheck disable=SC2086
     "$PYTHON" -m benchmarks.run --tasks "$env" --methods ppo ppo_teacher:rules --seeds $SEEDS \
-      --total-timesteps "$budget" --workers 6 --out "$OUT" > "$OUT/$env.sweep.log" 2>&1 &
+      --total-timesteps "$budget" --workers 6 --out "$OUT/$env" > "$OUT/$env.sweep.log" 2>&1 &
     pids+=($!)
   done
-  status=0
   for pid in "${pids[@]}"; do wait "$pid" || status=1; done
   cat "$OUT"/*.sweep.log
   [[ $status -eq 0 ]] || echo "a sweep failed; see the logs above" >&2
@@ -46,3 +48,4 @@ fi
 
 "$PYTHON" -m benchmarks.report --runs "$OUT" --out "$RESULTS" --name SUITE_TRAINING \
   --title "Students on MiniGrid suite envs: ppo_teacher with the rules teacher vs plain PPO"
+exit $status
