@@ -208,3 +208,25 @@ def test_llm_prompts_for_suite_texts_carry_the_mission_and_the_admissible_plans(
     assert user.startswith(text) and all(f"- {plan}" in user for plan in plans)
     assert prompt_version(text) != PROMPT_VERSION == prompt_version("Agent sees <key>, holds <nothing>.")
     assert chat_messages("Agent sees <key>, holds <nothing>.")[-1]["content"] == "Agent sees <key>, holds <nothing>."
+
+
+def _go_to_obj():
+    return MemoryMapObservation(gym.make("BabyAI-GoToObj-v0"))
+
+
+def test_teachers_in_worker_processes_read_the_mission_too():
+    from teacher_wrappers.wrapper import make_teacher_vector_env
+
+    envs = make_teacher_vector_env([_go_to_obj] * 2, planner="rules", asynchronous=True, workers=1,
+                                   autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    try:
+        assert isinstance(envs.teacher, SuiteTeacher)
+        obs, _ = envs.reset(seed=0)
+        rewards = 0.0
+        for _ in range(40):  # GoToObj: one object in a room; the teacher's argmax reaches it in a few steps
+            obs, reward, *_ = envs.step(obs["teacher_probs"].argmax(1))
+            rewards += reward.sum()
+        stats = envs.teacher_stats()
+    finally:
+        envs.close()
+    assert rewards > 2 and stats["unparsed_steps"] == 0 and stats["steps"] >= 80
