@@ -161,6 +161,8 @@ def test_memory_map_observation_carries_the_mission_and_the_vector_teacher_reads
     obs, _ = env.reset(seed=3)
     assert decode(obs["mission"]) == start_mission(env)
     assert env.observation_space["mission"].contains(obs["mission"])
+    # the paper's tasks keep their observation (and so their student network and figures)
+    assert set(gym.make("TeacherWrappers/SimpleDoorKey-v0").observation_space.spaces) == {"image"}
     envs = gym.vector.SyncVectorEnv([lambda: MemoryMapObservation(gym.make("BabyAI-GoToObj-v0"))] * 2)
     vec = TeacherVectorWrapper(envs, planner="rules")
     obs, _ = vec.reset(seed=0)
