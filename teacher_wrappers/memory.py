@@ -18,7 +18,7 @@ import numpy as np
 from minigrid.core.constants import OBJECT_TO_IDX
 from minigrid.minigrid_env import MiniGridEnv
 
-from teacher_wrappers import mission as missions
+from teacher_wrappers import mission
 
 EMPTY = np.array([OBJECT_TO_IDX["empty"], 0, 0], dtype=np.uint8)
 _DIR_VEC = np.array([(1, 0), (0, 1), (-1, 0), (0, -1)])
@@ -89,28 +89,28 @@ class MemoryMapObservation(gym.ObservationWrapper, gym.utils.RecordConstructorAr
     into a fixed-size uint8 vector (`teacher_wrappers.mission.encode`: per instruction its action,
     object type, colour and location word, the second object of "put next to", then the start pose
     that location words refer to), so a student can see what a BabyAI or MiniGrid episode asks.
-    `mission=False` leaves it out (the paper's tasks, whose mission never changes).
+    `with_mission=False` leaves it out (the paper tasks: their mission is always "open the door").
     """
 
-    def __init__(self, env: gym.Env, mission: bool = True):
-        gym.utils.RecordConstructorArgs.__init__(self, mission=mission)
+    def __init__(self, env: gym.Env, with_mission: bool = True):
+        gym.utils.RecordConstructorArgs.__init__(self, with_mission=with_mission)
         gym.ObservationWrapper.__init__(self, env)
         base = env.unwrapped
         if not isinstance(base, MiniGridEnv):
             raise TypeError(f"MemoryMapObservation needs a MiniGrid environment, got {type(base).__name__}")
         self.memory_map = MemoryMap(base.width, base.height)
-        spaces = {"image": gym.spaces.Box(0, 255, (base.width, base.height, 4), dtype=np.uint8)}
-        if mission:
-            spaces["mission"] = gym.spaces.Box(0, 255, (missions.VECTOR_SIZE,), dtype=np.uint8)
+        shape = (base.width, base.height, 4)
+        spaces = {"image": gym.spaces.Box(0, 255, shape, dtype=np.uint8)}
+        if with_mission:
+            spaces["mission"] = gym.spaces.Box(0, 255, (mission.VECTOR_SIZE,), dtype=np.uint8)
         self.observation_space = gym.spaces.Dict(spaces)
-        self.with_mission = mission
-        self._mission = np.zeros(missions.VECTOR_SIZE, dtype=np.uint8)
+        self.with_mission = with_mission
+        self._mission = np.zeros(mission.VECTOR_SIZE, dtype=np.uint8)
 
     def reset(self, **kwargs):
         self.memory_map.reset()
         obs, info = self.env.reset(**kwargs)
-        if self.with_mission:  # relative to the start pose: read it now
-            self._mission = missions.encode(missions.start_mission(self.env))
+        self._mission = mission.encode(mission.start_mission(self.env))  # the pose at reset: read it now
         return self.observation(obs), info
 
     def observation(self, observation):
