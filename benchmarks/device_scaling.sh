@@ -2,10 +2,11 @@
 # Training throughput of ppo and ppo_teacher with 1, 4, 8 and 16 cores: issue 9's scaling table.
 # Run from the repository root on a machine with at least 16 CPUs, the virtual environment carried along:
 #
-#   bash benchmarks/device_scaling.sh          # ~4 min with REPEATS=1
+#   bash benchmarks/device_scaling.sh          # ~5 min with REPEATS=1
 #
-# Writes $OUT/device_scaling.json and .md (OUT defaults to benchmarks/results). One core: sub-envs in the
-# main process; more: one process per sub-env (--async-envs), the recorded teacher in each of them.
+# Writes $OUT/device_scaling.{json,md} (training) and $OUT/device_scaling_envs.{json,md} (the vector env
+# alone); OUT defaults to benchmarks/results. One core: the sub-envs in the main process; k cores:
+# --async-envs, the sub-envs spread over k worker processes, the recorded teacher running in them.
 # The learner stays on the CPU (--no-cuda, one thread) so that only the number of cores changes.
 # Environment: PYTHON (default .venv/bin/python), FRAMES (20480), REPEATS (1), NUM_ENVS (16), CORES ("1 4 8 16").
 set -euo pipefail
@@ -14,12 +15,17 @@ PYTHON="${PYTHON:-.venv/bin/python}"
 OUT="${OUT:-benchmarks/results}"
 CORES="${CORES:-1 4 8 16}"
 configs=()
+env_configs=()
 for cores in $CORES; do
     configs+=("ppo:$cores" "ppo_teacher:$cores")
+    env_configs+=("envs:$cores" "envs_teacher:$cores")
 done
 nproc
 "$PYTHON" -c "import teacher_wrappers, torch; print('torch', torch.__version__)"
 "$PYTHON" -m benchmarks.throughput --configs "${configs[@]}" --frames "${FRAMES:-20480}" \
     --repeats "${REPEATS:-1}" --num-envs "${NUM_ENVS:-16}" --eval-episodes 32 \
     --name device_scaling --out "$OUT" -- --no-cuda
-cat "$OUT/device_scaling.md"
+# The vector env alone (random actions, no learner): how the env and teacher side scales (~1 min).
+"$PYTHON" -m benchmarks.throughput --configs "${env_configs[@]}" --frames 65536 --repeats "${REPEATS:-1}" \
+    --num-envs "${NUM_ENVS:-16}" --name device_scaling_envs --out "$OUT"
+cat "$OUT/device_scaling.md" "$OUT/device_scaling_envs.md"

@@ -46,6 +46,10 @@ def report(current: dict, before: dict | None, source: Path) -> str:
         if before:
             row += [f"{before[(task, p)]['overhead']:+.0%}" if (task, p) in before else "-" for p in planners]
         lines.append("| " + " | ".join(row) + " |")
+    try:
+        source = source.resolve().relative_to(RESULTS.parents[1])
+    except ValueError:
+        pass
     lines += ["", f"From `{source}`, written by `{COMMAND}`; this file by `python -m benchmarks.speed_report"
               + (" --before ...`." if before else "`."),
               "CPU time of the benchmark process, so other processes on a shared machine count less; still, "

@@ -5,8 +5,8 @@
         --name device_scaling --out "$OUT"                          # see benchmarks/device_scaling.sh
 
 A config `script:cores` runs the script pinned to `cores` CPUs (the first ones this process may use):
-with one core the sub-envs step in the main process (SyncVectorEnv), with more each sub-env is a
-process (--async-envs; with a planner that costs no LLM call the teacher runs in each of them). Configs
+with one core the sub-envs step in the main process (SyncVectorEnv), with k cores --async-envs
+spreads them over k worker processes (with a planner that costs no LLM call the teacher runs there). Configs
 `envs:<cores>` and `envs_teacher:<cores>` time the vector env alone (random actions, no learner),
 without and with the teacher (teacher_wrappers.make_teacher_vector_env), to show how the env side scales. The
 configs run in turn, `--repeats` times over, so that every config sees the same machine load; each
@@ -58,15 +58,34 @@ def envs_only(env_id: str, planner: str | None, frames: int, num_envs: int, asyn
         envs = make_teacher_vector_env(fns, planner=planner, asynchronous=asynchronous, **mode)
     else:
         envs = make_vector_env(fns, asynchronous, **mode)
+    import resource
+
     rng = np.random.default_rng(0)
     envs.reset(seed=list(range(num_envs)))
     steps = frames // num_envs
-    start = time.perf_counter()
+    grouped = hasattr(envs.unwrapped, "worker_cpu_times")
+    workers_before = envs.unwrapped.worker_cpu_times() if grouped else [_children_cpu(resource)]
+    start, main_start = time.perf_counter(), time.process_time()
     for _ in range(steps):
         envs.step(rng.integers(0, 7, size=num_envs))
-    seconds = time.perf_counter() - start
-    envs.close()
-    return {"sps": steps * num_envs / seconds, "frames": steps * num_envs, "wall_seconds": seconds}
+    seconds, main_cpu = time.perf_counter() - start, time.process_time() - main_start
+    workers_after = envs.unwrapped.worker_cpu_times() if grouped else None
+    envs.close()  # joins Gymnasium's workers: their CPU time counts once they are reaped (start-up included)
+    workers_after = workers_after or [_children_cpu(resource)]
+    workers = getattr(envs.unwrapped, "groups", None) or ([[i] for i in range(num_envs)] if asynchronous else [])
+    workers_cpu = sum(workers_after) - sum(workers_before)
+    frames = steps * num_envs
+    # Load-independent view: per frame, the main process's CPU time is serial; the workers' runs in
+    # parallel over len(workers) processes. 1e6 / (main + workers / n) is the SPS those CPU times allow.
+    main_us, workers_us = 1e6 * main_cpu / frames, 1e6 * workers_cpu / frames
+    return {"sps": frames / seconds, "frames": frames, "wall_seconds": seconds, "workers": len(workers),
+            "main_cpu_us_per_frame": main_us, "workers_cpu_us_per_frame": workers_us,
+            "cpu_bound_sps": 1e6 / (main_us + workers_us / max(len(workers), 1))}
+
+
+def _children_cpu(resource) -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def command(script: str, cores: int, args: argparse.Namespace, run_name: str) -> list[str]:
@@ -99,7 +118,9 @@ def run_one(script: str, cores: int, args: argparse.Namespace, workdir: Path, in
         summary = json.loads(proc.stdout.strip().splitlines()[-1])
     else:
         summary = json.loads((workdir / "runs" / run_name / "summary.json").read_text())
-    return {"script": script, "cores": cores, "cpus": cpus, "async": cores > 1, "sps": summary["sps"],
+    extra = {key: summary[key] for key in ("main_cpu_us_per_frame", "workers_cpu_us_per_frame", "cpu_bound_sps",
+                                           "workers") if key in summary}
+    return {**extra, "script": script, "cores": cores, "cpus": cpus, "async": cores > 1, "sps": summary["sps"],
             "frames": summary["frames"], "train_wall_seconds": summary["wall_seconds"],
             "process_wall_seconds": process_wall,
             "command": f"OMP_NUM_THREADS=1 taskset -c {','.join(map(str, cpus))} "
@@ -116,6 +137,9 @@ def summarise(runs: list[dict]) -> list[dict]:
                      "sps_all": [round(run["sps"]) for run in mine],
                      "process_over_train": statistics.median(run["process_wall_seconds"] / run["train_wall_seconds"]
                                                              for run in mine)})
+        if "cpu_bound_sps" in mine[0]:
+            rows[-1].update({key: statistics.median(run[key] for run in mine) for key in
+                             ("cpu_bound_sps", "main_cpu_us_per_frame", "workers_cpu_us_per_frame")})
     for row in rows:
         one_core = next((r for r in rows if r["script"] == row["script"] and r["cores"] == 1), None)
         row["speedup_vs_1_core"] = row["sps"] / one_core["sps"] if one_core else None
@@ -133,6 +157,17 @@ def markdown(result: dict) -> str:
         vs_ppo = f"{row['vs_ppo_same_cores']:.2f}x" if row["vs_ppo_same_cores"] else "-"
         lines.append(f"| {row['script']} | {row['cores']}{' (async)' if row['cores'] > 1 else ' (sync)'} | "
                      f"{row['sps']:,.0f} | {row['sps_all']} | {speedup} | {vs_ppo} | {row['process_over_train']:.2f} |")
+    cpu_rows = [row for row in result["summary"] if "cpu_bound_sps" in row]
+    if cpu_rows:
+        lines += ["", "CPU time per frame (load-independent): the main process's is serial, the workers' is shared by "
+                  "the worker processes; `CPU-bound SPS` = 1e6 / (main + workers / number of workers) is what those "
+                  "times allow on free cores, and its ratio to the 1-core figure the speed-up they allow.", "",
+                  "| config | cores | main us/frame | workers us/frame | CPU-bound SPS | vs 1 core |", "| --- | --- | --- | --- | --- | --- |"]
+        for row in cpu_rows:
+            one = next((r for r in cpu_rows if r["script"] == row["script"] and r["cores"] == 1), None)
+            ratio = f"{row['cpu_bound_sps'] / one['cpu_bound_sps']:.2f}x" if one else "-"
+            lines.append(f"| {row['script']} | {row['cores']} | {row['main_cpu_us_per_frame']:.1f} | "
+                         f"{row['workers_cpu_us_per_frame']:.1f} | {row['cpu_bound_sps']:,.0f} | {ratio} |")
     lines += ["", f"Written by `{result['command']}` on {result['machine']} ({result['cpu_count']} CPUs; load average "
               f"{result['load_before'][0]:.1f} before, {result['load_after'][0]:.1f} after).",
               "SPS is the script's own training figure (frames / training wall time); the last column is the whole "

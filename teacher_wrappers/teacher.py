@@ -128,9 +128,7 @@ class Teacher:
                     "cache_hit": hits[i]}
             probs = suggestion.probs
             if visits is not None and visits[i] >= LOOP_LIMIT:
-                if suggestion.loosened is None:
-                    suggestion.loosened = self._break_loop(probs, MapView(memory_map, self.field_cache, *suggestion.view))
-                probs = suggestion.loosened
+                probs = self._loosened(suggestion, memory_map)
                 info["loop_break"] = True
                 self.stats.loop_breaks += 1
             results.append((probs.copy(), info))
@@ -149,12 +147,9 @@ class Teacher:
         info = {"text": suggestion.text, "plan": suggestion.plan, "option": suggestion.option, "cache_hit": hit}
         if visits < LOOP_LIMIT:
             return suggestion.probs.copy(), info
-        if suggestion.loosened is None:
-            suggestion.loosened = self._break_loop(suggestion.probs, MapView(memory_map, self.field_cache,
-                                                                             *suggestion.view))
         info["loop_break"] = True
         self.stats.loop_breaks += 1
-        return suggestion.loosened.copy(), info
+        return self._loosened(suggestion, memory_map).copy(), info
 
     def _suggest_one(self, memory_map: np.ndarray, key: bytes, state=None) -> tuple[Suggestion, bool]:
         """The suggestion for a map not seen before (`_suggest_new` for one map, with less bookkeeping)."""
@@ -162,11 +157,7 @@ class Teacher:
         cells_key = cells_key_of(memory_map, state[0], key)
         description = self._described(memory_map, cells_key, state[0])
         [(plans, hit)] = self.plans_for([description.text])
-        view = MapView(memory_map, self.field_cache, cells_key, state)
-        suggestion = Suggestion(*self._soft_action(view, description, plans), description.text,
-                                (cells_key, state))
-        self._bound(self.suggestion_memo)[key] = suggestion
-        return suggestion, hit
+        return self._new_suggestion(memory_map, key, cells_key, state, description, plans), hit
 
     def _suggest_new(self, memory_maps, keys, missing: list[int], suggestions: list, hits: list[bool],
                      states=None) -> None:
@@ -182,11 +173,21 @@ class Teacher:
             hits[i] = hit
             suggestion = self.suggestion_memo.get(keys[i])  # a duplicate earlier in the batch
             if suggestion is None:
-                view = MapView(memory_maps[i], self.field_cache, cells_key, state)
-                suggestion = Suggestion(*self._soft_action(view, description, plans), description.text,
-                                        (cells_key, state))
-                self._bound(self.suggestion_memo)[keys[i]] = suggestion
+                suggestion = self._new_suggestion(memory_maps[i], keys[i], cells_key, state, description, plans)
             suggestions[i] = suggestion
+
+    def _new_suggestion(self, memory_map, key: bytes, cells_key, state, description: Description,
+                        plans: PlanDistribution) -> Suggestion:
+        view = MapView(memory_map, self.field_cache, cells_key, state)
+        suggestion = Suggestion(*self._soft_action(view, description, plans), description.text, (cells_key, state))
+        self._bound(self.suggestion_memo)[key] = suggestion
+        return suggestion
+
+    def _loosened(self, suggestion: Suggestion, memory_map: np.ndarray) -> np.ndarray:
+        if suggestion.loosened is None:  # computed on the first loop break in this state
+            view = MapView(memory_map, self.field_cache, *suggestion.view)
+            suggestion.loosened = self._break_loop(suggestion.probs, view)
+        return suggestion.loosened
 
     def _break_loop(self, probs: np.ndarray, view: MapView) -> np.ndarray:
         """Half the suggestion, half a uniform choice among its actions and an exploring one.

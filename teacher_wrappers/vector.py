@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,11 +25,13 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _worker(pipe, env_fns_wrapper, vector_kwargs) -> None:
+def _worker(pipe, env_fns_wrapper, wrap_group_wrapper, vector_kwargs) -> None:
     """Serve one group of sub-envs: (command, data) in, ("ok", result) or ("error", text) out."""
     envs = None
     try:
         envs = gym.vector.SyncVectorEnv(env_fns_wrapper.fn, **vector_kwargs)
+        if wrap_group_wrapper.fn is not None:
+            envs = wrap_group_wrapper.fn(envs)
         pipe.send(("ok", (envs.single_observation_space, envs.single_action_space, envs.metadata)))
         while True:
             command, data = pipe.recv()
@@ -63,14 +66,29 @@ def _serve(envs: gym.vector.SyncVectorEnv, command: str, data: Any) -> Any:
     if command == "set_attr":
         name, values = data
         return envs.set_attr(name, values)
+    if command == "cpu_time":
+        return time.process_time()
+    if command == "group_call":  # a method of the group's vector env itself (e.g. its wrapper's)
+        name, args, kwargs = data
+        attr = getattr(envs, name)
+        return attr(*args, **kwargs) if callable(attr) else attr
+    if command == "group_setattr":
+        name, value = data
+        return setattr(envs, name, value)
     raise ValueError(f"unknown command {command!r}")
 
 
 class GroupedAsyncVectorEnv(gym.vector.VectorEnv):
-    """`env_fns` split over `workers` processes (default: the cores this process may use)."""
+    """`env_fns` split over `workers` processes (default: the cores this process may use).
+
+    `wrap_group`, if given, wraps each worker's SyncVectorEnv in the worker (a VectorWrapper such as
+    TeacherVectorWrapper: one teacher per worker, batched over its sub-envs); `call_groups` and
+    `set_group_attr` reach those wrappers.
+    """
 
     def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], workers: int | None = None,
-                 context: str | None = None, **vector_kwargs):
+                 context: str | None = None,
+                 wrap_group: Callable[[gym.vector.VectorEnv], gym.vector.VectorEnv] | None = None, **vector_kwargs):
         self.num_envs = len(env_fns)
         workers = min(self.num_envs, workers or usable_cores())
         self.groups = [list(group) for group in np.array_split(np.arange(self.num_envs), workers)]
@@ -79,7 +97,8 @@ class GroupedAsyncVectorEnv(gym.vector.VectorEnv):
         for group in self.groups:
             parent, child = ctx.Pipe()
             process = ctx.Process(target=_worker, daemon=True, name=f"GroupedAsyncVectorEnv-{len(self._pipes)}",
-                                  args=(child, CloudpickleWrapper([env_fns[i] for i in group]), vector_kwargs))
+                                  args=(child, CloudpickleWrapper([env_fns[i] for i in group]),
+                                        CloudpickleWrapper(wrap_group), vector_kwargs))
             process.start()
             child.close()
             self._pipes.append(parent)
@@ -136,6 +155,18 @@ class GroupedAsyncVectorEnv(gym.vector.VectorEnv):
         if len(values) != self.num_envs:
             raise ValueError(f"set_attr needs one value per sub-env ({self.num_envs}), got {len(values)}")
         self._ask_all("set_attr", [(name, group_values) for group_values in self._split(values)])
+
+    def call_groups(self, name: str, args_per_group: Sequence[tuple] | None = None) -> list:
+        """`name` called (or read) on each worker's (wrapped) vector env, with its own args: one result per worker."""
+        args_per_group = args_per_group or [()] * len(self.groups)
+        return self._ask_all("group_call", [(name, tuple(args), {}) for args in args_per_group])
+
+    def set_group_attr(self, name: str, value: Any) -> None:
+        self._ask_all("group_setattr", [(name, value)] * len(self.groups))
+
+    def worker_cpu_times(self) -> list[float]:
+        """Each worker process's CPU seconds so far (for benchmarks: differences between two calls)."""
+        return self._ask_all("cpu_time", [None] * len(self.groups))
 
     def close_extras(self, **kwargs) -> None:
         for pipe in self._pipes:

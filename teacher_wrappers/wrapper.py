@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ from teacher_wrappers.planners import Planner
 from teacher_wrappers.suite_teacher import SuiteTeacher
 from teacher_wrappers.skills import LEFT
 from teacher_wrappers.teacher import Teacher
-from teacher_wrappers.vector import make_vector_env
+from teacher_wrappers.vector import GroupedAsyncVectorEnv, make_vector_env
 
 
 def default_text_style(task_style: str | None, planner: Planner | str) -> str:
@@ -60,7 +61,9 @@ def _with_teacher_space(space: gym.Space, n_actions: int) -> gym.spaces.Dict:
 class TeacherWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Adds obs["teacher_probs"] (float32, sums to 1) and info["teacher"] to a MiniGrid environment.
 
-    `planner` is a planner name ("recorded", "rules", ...) built with `planner_kwargs`, or a Planner.
+    `planner` is a planner name ("recorded", "rules", ...) built with `planner_kwargs`, or a Planner,
+    or a Teacher to share with other wrappers (its memos serve them all; the visit counts stay per
+    wrapper).
     On the registered tasks the teacher reads the memory map the student sees; on plain MiniGrid
     environments it keeps its own memory map of the agent's views. `text_style` defaults to the
     task's own ("plain", ...); on plain MiniGrid and BabyAI envs to "suite" (every object and the
@@ -69,7 +72,7 @@ class TeacherWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     `check_env` rebuild the same teacher.
     """
 
-    def __init__(self, env: gym.Env, planner: Planner | str = "recorded", planner_kwargs: dict | None = None,
+    def __init__(self, env: gym.Env, planner: Planner | Teacher | str = "recorded", planner_kwargs: dict | None = None,
                  text_style: str | None = None):
         # No deep copy: a Planner object (a loaded model, a server connection) is shared, not cloned.
         gym.utils.RecordConstructorArgs.__init__(self, planner=planner, planner_kwargs=planner_kwargs,
@@ -78,7 +81,8 @@ class TeacherWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         base = env.unwrapped
         if not isinstance(base, MiniGridEnv):
             raise TypeError(f"TeacherWrapper needs a MiniGrid environment, got {type(base).__name__}")
-        self.teacher = _teacher_for(base, planner, planner_kwargs, text_style)
+        self.teacher = planner if isinstance(planner, Teacher) else _teacher_for(base, planner, planner_kwargs,
+                                                                                 text_style)
         self._mission = Mission(())
         self.observation_space = _with_teacher_space(env.observation_space, int(env.action_space.n))
         try:
@@ -224,17 +228,18 @@ _SUMMED_STATS = ("steps", "queries", "cache_hits", "unknown_texts", "llm_calls",
 
 
 class TeacherWorkersVectorEnv(gym.vector.VectorWrapper):
-    """A vector env whose sub-envs are TeacherWrappers, each asking its own teacher in its own process.
+    """Sub-envs in worker processes, each worker with its own TeacherVectorWrapper over its sub-envs.
 
-    For planners that cost no LLM call (recorded, rules): with an AsyncVectorEnv the teacher's work
-    spreads over the cores instead of running for every sub-env in the main process. Offers what the
-    training scripts use of TeacherVectorWrapper: `teacher_enabled`, `teacher_stats()` (summed over
-    the sub-envs' teachers), `visits_state()` / `restore_visits()`, and `teacher`, a teacher in the
+    For planners that cost no LLM call (recorded, rules): the teacher's work spreads over the cores
+    instead of running for every sub-env in the main process, and each worker asks its teacher once
+    per step for its whole group, after stepping it (as TeacherVectorWrapper does here). Offers what
+    the training scripts use of TeacherVectorWrapper: `teacher_enabled`, `teacher_stats()` (summed
+    over the workers' teachers), `visits_state()` / `restore_visits()`, and `teacher`, a teacher in the
     main process with the same planner (for its attributes and for teacher-alone episodes; it does not
     act for the sub-envs).
     """
 
-    def __init__(self, env: gym.vector.VectorEnv, teacher: Teacher):
+    def __init__(self, env: GroupedAsyncVectorEnv, teacher: Teacher):
         super().__init__(env)
         self.teacher = teacher
         self._enabled = True
@@ -246,11 +251,11 @@ class TeacherWorkersVectorEnv(gym.vector.VectorWrapper):
     @teacher_enabled.setter
     def teacher_enabled(self, enabled: bool) -> None:
         if enabled != self._enabled:  # one round trip to the workers, and only on a change
-            self.env.set_attr("teacher_enabled", bool(enabled))
+            self.env.set_group_attr("teacher_enabled", bool(enabled))
             self._enabled = bool(enabled)
 
     def teacher_stats(self) -> dict:
-        summaries = self.env.call("teacher_stats")
+        summaries = self.env.call_groups("teacher_stats")
         stats = {name: sum(summary[name] for summary in summaries) for name in _SUMMED_STATS}
         steps = max(stats["steps"], 1)
         stats["queries_per_1000_steps"] = 1000 * stats["queries"] / steps
@@ -261,18 +266,10 @@ class TeacherWorkersVectorEnv(gym.vector.VectorWrapper):
         return stats
 
     def visits_state(self) -> list[dict[bytes, int]]:
-        return list(self.env.call("visits_state"))
+        return [visits for group in self.env.call_groups("visits_state") for visits in group]
 
     def restore_visits(self, visits: list[dict[bytes, int]]) -> None:
-        self.env.set_attr("_visits", [dict(counts) for counts in visits])  # one value per sub-env
-
-
-def _with_teacher(env_fn: Callable[[], gym.Env], planner: Planner | str, planner_kwargs: dict | None
-                  ) -> Callable[[], gym.Env]:
-    def thunk() -> gym.Env:
-        return TeacherWrapper(env_fn(), planner=planner, planner_kwargs=planner_kwargs)
-
-    return thunk
+        self.env.call_groups("restore_visits", [([visits[i] for i in group],) for group in self.env.groups])
 
 
 def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: Planner | str = "recorded",
@@ -282,7 +279,8 @@ def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: P
     """A vector env of `env_fns` whose observations carry obs["teacher_probs"].
 
     Asynchronous with a planner that costs no LLM call (`planner.live` is False: recorded, rules):
-    every sub-env process runs its own TeacherWrapper, so the teacher scales with the cores.
+    each worker process runs a TeacherVectorWrapper over its sub-envs, so the teacher scales with the
+    cores (TeacherWorkersVectorEnv).
     Otherwise one teacher in this process answers all sub-envs with one batched planner call per
     step (TeacherVectorWrapper), so an LLM sees batches and its answers are asked for once.
     Asynchronous sub-envs are spread over `workers` processes (default: one per usable core; see
@@ -299,5 +297,6 @@ def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: P
     if teacher.planner.live:  # an LLM: one batched query per step, here
         return TeacherVectorWrapper(make_vector_env(env_fns, True, workers, **vector_kwargs), planner=teacher.planner)
     planner_arg = planner if isinstance(planner, str) else teacher.planner
-    fns = [_with_teacher(fn, planner_arg, planner_kwargs) for fn in env_fns]
-    return TeacherWorkersVectorEnv(make_vector_env(fns, True, workers, **vector_kwargs), teacher)
+    wrap = functools.partial(TeacherVectorWrapper, planner=planner_arg, planner_kwargs=planner_kwargs)
+    return TeacherWorkersVectorEnv(GroupedAsyncVectorEnv(env_fns, workers=workers, wrap_group=wrap, **vector_kwargs),
+                                   teacher)

@@ -101,7 +101,7 @@ def test_ctrl_c_writes_a_checkpoint_to_resume_from(tmp_path):
     args = [sys.executable, str(ROOT / "algorithms/ppo.py"), "--total-timesteps", "10000000", "--run-name", "long",
             "--checkpoint-every", "0", *TINY]
     proc = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
     try:
         deadline = time.time() + 120
         events = tmp_path / "runs/long"
