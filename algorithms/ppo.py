@@ -290,25 +290,47 @@ class Egocentric(nn.Module):
         return padded.gather(1, index.long()).view(batch, side, side, channels)
 
 
+MISSION_FIELDS, MISSION_VALUES = 12, 16  # the mission vector's instruction fields, each a small index
+
+
 def student_obs(obs):
-    """The network's input: the memory map, plus a fifth channel filled with the revisit count if observed."""
-    if "revisits" not in obs:
-        return obs["image"]
-    counts = np.broadcast_to(obs["revisits"][..., None, None, :], obs["image"].shape[:-1] + (1,))
-    return np.concatenate([obs["image"], counts], axis=-1)
+    """The network's input: the memory map, plus a fifth channel filled with the revisit count if observed,
+    plus one extra column x = width holding the mission vector (zero-padded) if observed (plain MiniGrid
+    and BabyAI envs), so that the rollout buffers keep one uint8 array per step. Single or batched."""
+    image = obs["image"]
+    if "revisits" in obs:
+        counts = np.broadcast_to(obs["revisits"][..., None, None, :], image.shape[:-1] + (1,))
+        image = np.concatenate([image, counts], axis=-1)
+    if "mission" in obs:
+        mission = np.asarray(obs["mission"], dtype=image.dtype)
+        column = np.zeros(image.shape[:-3] + (1,) + image.shape[-2:], dtype=image.dtype)
+        column.reshape(image.shape[:-3] + (-1,))[..., :mission.shape[-1]] = mission
+        image = np.concatenate([image, column], axis=-3)
+    return image
 
 
 class Agent(nn.Module):
     """A small CNN over the one-hot egocentric memory map (object, colour, state, heading per cell); the log of
-    the revisit count joins the CNN's features when the observation has it."""
+    the revisit count joins the CNN's features when the observation has it.
+
+    With `mission=True` the input carries the mission in an extra column (see `student_obs`): its
+    instruction fields (action, object type, colour, location word, per instruction) are one-hot
+    encoded, embedded and concatenated to the CNN features. (The start pose that location words refer
+    to is not used: it is in absolute coordinates, the CNN's view is egocentric.)
+    """
 
     # MiniGrid has 11 object types, 6 colours, 3 door states; channel 3 holds heading + 1 (0: no agent).
     SIZES = (11, 6, 3, 5)
 
-    def __init__(self, obs_shape, n_actions):
+    def __init__(self, obs_shape, n_actions, mission=False):
         super().__init__()
         width, height, input_channels = obs_shape
         self.counts = input_channels > len(self.SIZES)
+        self.mission = mission
+        if mission:
+            width -= 1  # the last column is the mission
+            self.mission_embedding = nn.Sequential(layer_init(nn.Linear(MISSION_FIELDS * MISSION_VALUES, 32)),
+                                                   nn.ReLU())
         self.egocentric = Egocentric(width, height)
         self.register_buffer("offsets", torch.tensor(np.cumsum((0,) + self.SIZES[:-1])))
         channels, side = sum(self.SIZES), 2 * max(width, height) - 1
@@ -319,16 +341,22 @@ class Agent(nn.Module):
         )
         with torch.no_grad():
             features = self.encoder(torch.zeros(1, channels, side, side)).shape[1]
-        self.trunk = nn.Sequential(layer_init(nn.Linear(features + self.counts, 128)), nn.ReLU())
+        self.trunk = nn.Sequential(layer_init(nn.Linear(features + self.counts + 32 * mission, 128)), nn.ReLU())
         self.actor = layer_init(nn.Linear(128, n_actions), std=0.01)
         self.critic = layer_init(nn.Linear(128, 1), std=1)
 
     def features(self, x):
+        if self.mission:
+            x, mission = x[:, :-1], x[:, -1].reshape(len(x), -1)[:, :MISSION_FIELDS].long()
         cells = self.egocentric(x[..., : len(self.SIZES)]).long() + self.offsets
         planes = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_(3, cells, 1.0)
         features = self.encoder(planes.permute(0, 3, 1, 2))
         if self.counts:  # every cell of the fifth channel holds the count
             features = torch.cat([features, torch.log1p(x[:, 0, 0, len(self.SIZES):].float()) / math.log(256)], 1)
+        if self.mission:
+            fields = torch.zeros(mission.shape + (MISSION_VALUES,), device=x.device).scatter_(
+                2, mission.clamp(max=MISSION_VALUES - 1)[..., None], 1.0)
+            features = torch.cat([features, self.mission_embedding(fields.flatten(1))], 1)
         return self.trunk(features)
 
     def get_value(self, x):
@@ -428,7 +456,7 @@ if __name__ == "__main__":
     obs_shape = student_obs({key: space.sample() for key, space in envs.single_observation_space.items()}).shape
     n_actions = int(envs.single_action_space.n)
 
-    agent = Agent(obs_shape, n_actions).to(device)
+    agent = Agent(obs_shape, n_actions, mission="mission" in envs.single_observation_space.spaces).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
 
     # ALGO Logic: Storage setup

@@ -4,6 +4,7 @@
 """
 
 from teacher_wrappers.envs import NAMESPACE, TASKS, register_tasks
+from teacher_wrappers.episodic import RevisitCount
 from teacher_wrappers.memory import MemoryMap, MemoryMapObservation
 from teacher_wrappers.planners import make_planner
 from teacher_wrappers.teacher import Teacher
@@ -12,4 +13,5 @@ from teacher_wrappers.wrapper import TeacherWrapper
 register_tasks()
 
 __version__ = "0.1.0"
-__all__ = ["NAMESPACE", "TASKS", "MemoryMap", "MemoryMapObservation", "Teacher", "TeacherWrapper", "make_planner"]
+__all__ = ["NAMESPACE", "TASKS", "MemoryMap", "MemoryMapObservation", "RevisitCount", "Teacher", "TeacherWrapper",
+           "make_planner"]

@@ -141,7 +141,7 @@ def make_task(task_class: type[DoorTaskEnv], memory: bool = True, **kwargs) -> g
     if memory:
         from teacher_wrappers.memory import MemoryMapObservation
 
-        env = MemoryMapObservation(env)
+        env = MemoryMapObservation(env, with_mission=False)  # the mission is always "open the door"
     return env
 
 

@@ -12,6 +12,8 @@ import re
 from typing import NamedTuple
 
 from teacher_wrappers.describe import parse_text
+from teacher_wrappers.describe_suite import is_suite_text
+from teacher_wrappers.planners.suite_rules import suite_admissible_plans
 
 SKILLS = ("explore", "go to", "pick up", "drop", "open")
 
@@ -69,7 +71,10 @@ def admissible_plans(text: str) -> list[str]:
     """The plans a planner may choose from for a description, for scoring by likelihood.
 
     Explore; fetch each key seen (dropping what is held first); open each closed door seen; go to a goal.
+    Suite texts (they start with "Mission:") get `suite_admissible_plans`.
     """
+    if is_suite_text(text):
+        return suite_admissible_plans(text)
     seen, held = parse_text(text)
     plans = ["explore"]
     for name in seen:

@@ -31,6 +31,7 @@ class TeacherStats:
     steps: int = 0
     queries: int = 0  # texts the planner had to answer
     cache_hits: int = 0  # steps whose answer needed no live model or server call
+    unknown_texts: int = 0  # texts the planner had no answer for (a recorded table's gaps), answered by its fallback
     llm_calls: int = 0  # texts a live LLM had to answer (the teacher's memo and the answer cache missed)
     planner_seconds: float = 0.0  # time spent in the planner (the LLM) alone
     unparsed_steps: int = 0  # plan steps no skill can carry out, summed over the answers received
@@ -52,10 +53,17 @@ class Suggestion:
 class Teacher:
     """Turns memory maps into action distributions with a planner and the skills."""
 
+    plan_parser = staticmethod(parse_plan)  # how answers are parsed, to count their unparsed steps
+    # The action when no plan has anything left to do and nothing unseen is in reach. The paper's tasks
+    # keep the reference's `done` (a no-op there; their recorded figures depend on it); on other
+    # MiniGrid envs `done` can end the episode at reward 0, so wrappers set LEFT (turn, look around).
+    idle_action = DONE
+
     def __init__(self, planner: Planner | str = "recorded", text_style: str = "plain", **planner_kwargs):
         self.planner = make_planner(planner, **planner_kwargs) if isinstance(planner, str) else planner
         self.text_style = text_style
         self.memo: dict[str, PlanDistribution] = {}
+        self.unknown: set[str] = set()  # memoised texts whose answer came from no table or model
         self.field_cache: dict = {}  # distance fields shared by the skills across steps
         self.description_memo: dict[tuple[bytes, tuple[int, int] | None], Description] = {}  # by cells key
         self.text_memo: dict[tuple[bytes, bytes, int], Description] = {}  # by description_key
@@ -68,7 +76,7 @@ class Teacher:
     def plans_for(self, texts: Sequence[str]) -> list[tuple[PlanDistribution, bool]]:
         """Plan distributions for a batch of texts with one planner call for all memo misses."""
         memo = self.memo
-        if all(text in memo for text in texts):  # the common case: every text answered before
+        if all(text in memo for text in texts) and not self.unknown:  # the common case: every text answered before
             self.stats.cache_hits += len(texts)
             return [(memo[text], True) for text in texts]
         missing = sorted({text for text in texts if text not in memo})
@@ -78,10 +86,14 @@ class Teacher:
             self.stats.planner_seconds += time.perf_counter() - start
             for text, answer in zip(missing, answers):
                 self.memo[text] = answer
-                self.stats.unparsed_steps += sum(parse_plan(plan).unknown_steps for plan, _ in answer)
+                self.stats.unparsed_steps += sum(self.plan_parser(plan).unknown_steps for plan, _ in answer)
             self.stats.queries += len(missing)
+            unknown = getattr(self.planner, "last_unknown", set()) & set(missing)
+            self.unknown.update(unknown)
+            self.stats.unknown_texts += len(unknown)
         live = self.planner.last_misses if missing else set()
-        hits = [not (text in missing and text in live) for text in texts]
+        # A text the planner did not know is never a cache hit, however often it recurs.
+        hits = [not (text in missing and text in live) and text not in self.unknown for text in texts]
         self.stats.llm_calls += len(live & set(missing))
         self.stats.cache_hits += sum(hits)
         return [(self.memo[text], hit) for text, hit in zip(texts, hits)]
@@ -105,6 +117,11 @@ class Teacher:
             self._suggest_new(memory_maps, keys, missing, suggestions, hits, states)
         else:
             self.stats.cache_hits += len(keys)
+        if self.unknown:  # a text the planner did not know is never a cache hit, however often it recurs
+            for i, suggestion in enumerate(suggestions):
+                if hits[i] and suggestion.text in self.unknown:
+                    hits[i] = False
+                    self.stats.cache_hits -= 1
         results = []
         for i, (suggestion, memory_map) in enumerate(zip(suggestions, memory_maps)):
             info = {"text": suggestion.text, "plan": suggestion.plan, "option": suggestion.option,
@@ -123,9 +140,9 @@ class Teacher:
         suggestion = self.suggestion_memo.get(key)
         if suggestion is None:
             suggestion, hit = self._suggest_one(memory_map, key, state)
-        else:
-            hit = True
-            self.stats.cache_hits += 1
+        else:  # a text the planner did not know is never a cache hit, however often it recurs
+            hit = not self.unknown or suggestion.text not in self.unknown
+            self.stats.cache_hits += hit
         self.stats.steps += 1
         info = {"text": suggestion.text, "plan": suggestion.plan, "option": suggestion.option, "cache_hit": hit}
         if visits < LOOP_LIMIT:
@@ -249,7 +266,7 @@ class Teacher:
         self.stats.fallbacks += 1
         if EXPLORE not in memo:
             memo[EXPLORE] = SKILL_FUNCTIONS[EXPLORE.skill](view, frozenset())
-        return EXPLORE, DONE if memo[EXPLORE] is None else memo[EXPLORE]
+        return EXPLORE, self.idle_action if memo[EXPLORE] is None else memo[EXPLORE]
 
     def summary(self) -> dict:
         """Counters plus derived rates, for logs and benchmark reports."""

@@ -10,18 +10,45 @@ import gymnasium as gym
 import numpy as np
 from minigrid.minigrid_env import MiniGridEnv
 
+from teacher_wrappers.describe_suite import SUITE_STYLE
 from teacher_wrappers.memory import MemoryMap, partial_view
+from teacher_wrappers.mission import Mission, decode, start_mission
 from teacher_wrappers.planners import Planner
+from teacher_wrappers.suite_teacher import SuiteTeacher
+from teacher_wrappers.skills import LEFT
 from teacher_wrappers.teacher import Teacher
 from teacher_wrappers.vector import GroupedAsyncVectorEnv, make_vector_env
 
 
-def _teacher_for(env_unwrapped, planner: Planner | str, planner_kwargs: dict | None) -> Teacher:
-    style = getattr(env_unwrapped, "text_style", "plain")
+def default_text_style(task_style: str | None, planner: Planner | str) -> str:
+    """The paper tasks keep their style; other MiniGrid envs get the suite's, except for the recorded
+    planner, whose table holds texts of the reference style only."""
+    if task_style is not None:
+        return task_style
+    name = planner if isinstance(planner, str) else getattr(planner, "name", "")
+    return "plain" if name == "recorded" else SUITE_STYLE
+
+
+def make_teacher(planner: Planner | str, text_style: str, task: str, planner_kwargs: dict | None,
+                 paper_task: bool = False) -> Teacher:
+    """The teacher for a text style; outside the paper's tasks it never idles on `done`."""
+    cls = SuiteTeacher if text_style == SUITE_STYLE else Teacher
+    style_kwargs = {} if cls is SuiteTeacher else {"text_style": text_style}
     if isinstance(planner, str):
-        kwargs = {"task": getattr(env_unwrapped, "recorded_table", "SimpleDoorKey"), **(planner_kwargs or {})}
-        return Teacher(planner, text_style=style, **kwargs)
-    return Teacher(planner, text_style=style)
+        teacher = cls(planner, **style_kwargs, **{"task": task, **(planner_kwargs or {})})
+    else:
+        teacher = cls(planner, **style_kwargs)
+    if not paper_task:
+        teacher.idle_action = LEFT
+    return teacher
+
+
+def _teacher_for(env_unwrapped, planner: Planner | str, planner_kwargs: dict | None,
+                 text_style: str | None = None) -> Teacher:
+    task_style = getattr(env_unwrapped, "text_style", None)
+    style = text_style or default_text_style(task_style, planner)
+    return make_teacher(planner, style, getattr(env_unwrapped, "recorded_table", "SimpleDoorKey"), planner_kwargs,
+                        paper_task=task_style is not None)
 
 
 def _with_teacher_space(space: gym.Space, n_actions: int) -> gym.spaces.Dict:
@@ -38,19 +65,25 @@ class TeacherWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     or a Teacher to share with other wrappers (its memos serve them all; the visit counts stay per
     wrapper).
     On the registered tasks the teacher reads the memory map the student sees; on plain MiniGrid
-    environments it keeps its own memory map of the agent's views. The constructor arguments are
-    recorded, so `env.spec.make()`, `gym.make(env.spec)` and `check_env` rebuild the same teacher.
+    environments it keeps its own memory map of the agent's views. `text_style` defaults to the
+    task's own ("plain", ...); on plain MiniGrid and BabyAI envs to "suite" (every object and the
+    mission, see `describe_suite`), except with the recorded planner, whose table is in "plain".
+    The constructor arguments are recorded, so `env.spec.make()`, `gym.make(env.spec)` and
+    `check_env` rebuild the same teacher.
     """
 
-    def __init__(self, env: gym.Env, planner: Planner | Teacher | str = "recorded", planner_kwargs: dict | None = None):
+    def __init__(self, env: gym.Env, planner: Planner | Teacher | str = "recorded", planner_kwargs: dict | None = None,
+                 text_style: str | None = None):
         # No deep copy: a Planner object (a loaded model, a server connection) is shared, not cloned.
         gym.utils.RecordConstructorArgs.__init__(self, planner=planner, planner_kwargs=planner_kwargs,
-                                                 _disable_deepcopy=True)
+                                                 text_style=text_style, _disable_deepcopy=True)
         gym.Wrapper.__init__(self, env)
         base = env.unwrapped
         if not isinstance(base, MiniGridEnv):
             raise TypeError(f"TeacherWrapper needs a MiniGrid environment, got {type(base).__name__}")
-        self.teacher = planner if isinstance(planner, Teacher) else _teacher_for(base, planner, planner_kwargs)
+        self.teacher = planner if isinstance(planner, Teacher) else _teacher_for(base, planner, planner_kwargs,
+                                                                                 text_style)
+        self._mission = Mission(())
         self.observation_space = _with_teacher_space(env.observation_space, int(env.action_space.n))
         try:
             self._memory: MemoryMap = env.get_wrapper_attr("memory_map")
@@ -72,12 +105,17 @@ class TeacherWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             memory_map = memory.observation()  # else the observation is the map, just updated
         key = memory_map.tobytes()
         count = self._visits[key] = self._visits.get(key, 0) + 1
-        probs, info["teacher"] = self.teacher.act_one(memory_map, count, key, (memory.agent_pos, memory.agent_dir))
+        state = (memory.agent_pos, memory.agent_dir)
+        if isinstance(self.teacher, SuiteTeacher):
+            probs, info["teacher"] = self.teacher.act_one(memory_map, count, key, state, self._mission)
+        else:
+            probs, info["teacher"] = self.teacher.act_one(memory_map, count, key, state)
         return {**obs, "teacher_probs": probs}, info  # the env's info dict is fresh every step
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
         self._visits: dict[bytes, int] = {}
+        self._mission = start_mission(self.env.unwrapped)
         if self._own_memory:
             self._memory.reset()
         return self._suggest(obs, info)
@@ -112,11 +150,11 @@ class TeacherVectorWrapper(gym.vector.VectorWrapper):
         if not isinstance(single, gym.spaces.Dict) or "image" not in single.spaces:
             raise TypeError("TeacherVectorWrapper needs sub-envs observing {'image': memory map}; "
                             "wrap plain MiniGrid envs in teacher_wrappers.MemoryMapObservation")
-        style, table = _task_info(env, text_style, task)
-        if isinstance(planner, str):
-            self.teacher = Teacher(planner, text_style=style, **{"task": table, **(planner_kwargs or {})})
-        else:
-            self.teacher = Teacher(planner, text_style=style)
+        style, table, paper_task = _task_info(env, text_style, task, planner)
+        if style == SUITE_STYLE and "mission" not in single.spaces:
+            raise TypeError("the suite text style needs the mission: sub-envs must observe obs['mission'] "
+                            "(wrap plain MiniGrid envs in teacher_wrappers.MemoryMapObservation)")
+        self.teacher = make_teacher(planner, style, table, planner_kwargs, paper_task)
         n_actions = int(env.single_action_space.n)
         self.single_observation_space = _with_teacher_space(single, n_actions)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
@@ -136,7 +174,11 @@ class TeacherVectorWrapper(gym.vector.VectorWrapper):
         for visits, key in zip(self._visits, keys):
             visits[key] = visits.get(key, 0) + 1
             counts.append(visits[key])
-        results = self.teacher.act(maps, visits=counts, keys=keys)
+        if isinstance(self.teacher, SuiteTeacher):
+            missions = [decode(vector) for vector in obs["mission"]]
+            results = self.teacher.act(maps, visits=counts, keys=keys, missions=missions)
+        else:
+            results = self.teacher.act(maps, visits=counts, keys=keys)
         self.last_infos = [info for _, info in results]
         return {**obs, "teacher_probs": np.stack([probs for probs, _ in results])}
 
@@ -168,22 +210,21 @@ class TeacherVectorWrapper(gym.vector.VectorWrapper):
         self._visits = [dict(v) for v in visits]
 
 
-def _task_info(env: gym.vector.VectorEnv, text_style: str | None, task: str | None) -> tuple[str, str]:
-    """Text style and recorded table of the sub-envs, read from their class (works across processes)."""
-    if text_style is None or task is None:
-        try:
-            styles = env.get_attr("text_style")
-            tables = env.get_attr("recorded_table")
-        except AttributeError:
-            styles, tables = ["plain"], ["SimpleDoorKey"]
-        text_style = text_style or styles[0]
-        task = task or tables[0]
-    return text_style, task
+def _task_info(env: gym.vector.VectorEnv, text_style: str | None, task: str | None,
+               planner: Planner | str = "recorded") -> tuple[str, str, bool]:
+    """Text style, recorded table and whether the sub-envs are a paper task, read from their class
+    (works across processes)."""
+    try:
+        styles = env.get_attr("text_style")
+        tables = env.get_attr("recorded_table")
+    except AttributeError:  # plain MiniGrid / BabyAI sub-envs
+        styles, tables = [None], ["SimpleDoorKey"]
+    return text_style or default_text_style(styles[0], planner), task or tables[0], styles[0] is not None
 
 
 # Counters of Teacher.summary() that add up over teachers (the rates are recomputed from them).
-_SUMMED_STATS = ("steps", "queries", "cache_hits", "llm_calls", "planner_seconds", "unparsed_steps",
-                 "unresolved_targets", "fallbacks", "loop_breaks")
+_SUMMED_STATS = ("steps", "queries", "cache_hits", "unknown_texts", "llm_calls", "planner_seconds",
+                 "unparsed_steps", "unresolved_targets", "fallbacks", "loop_breaks")
 
 
 class TeacherWorkersVectorEnv(gym.vector.VectorWrapper):

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -17,7 +18,9 @@ TINY = ["--num-envs", "4", "--num-steps", "32", "--eval-episodes", "3", "--no-pr
 
 
 def run(script, *args, cwd, timeout=300, check=True):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # this checkout's library, not the installed one
+    # the scripts import this checkout's package, not whichever one the virtual environment installed
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     proc = subprocess.run([sys.executable, str(ROOT / "algorithms" / script), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
     if check:
@@ -150,3 +153,40 @@ def test_distillation_schedules():
     assert weight(args, 1, 0, 0.9, 0.8) == 0  # it passed the teacher
     assert weight(args, 1, 500, 0.2, 0.8) == pytest.approx(3.75)  # and the deadline halves it
     assert weight(args, 1, 1000, 0.2, 0.8) == 0
+
+
+def _script(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_script", ROOT / "algorithms" / f"{name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+@pytest.mark.parametrize("name", ["ppo", "ppo_teacher"])
+def test_the_student_sees_the_mission_on_babyai(name):
+    import gymnasium as gym
+
+    from teacher_wrappers import MemoryMapObservation
+    from teacher_wrappers.mission import encode, parse_mission
+
+    script = _script(name)
+    obs, _ = MemoryMapObservation(gym.make("BabyAI-GoToObj-v0")).reset(seed=0)
+    x = torch.as_tensor(script.student_obs(obs))
+    assert x.shape == (obs["image"].shape[0] + 1,) + obs["image"].shape[1:]
+    torch.manual_seed(0)
+    agent = script.Agent(tuple(x.shape), 7, mission=True)
+    other = dict(obs, mission=encode(parse_mission("go to the blue key")))
+    batch = torch.stack([x, torch.as_tensor(script.student_obs(other))])
+    features = agent.features(batch)
+    assert not torch.allclose(features[0], features[1])  # same map, another mission: another input
+    assert np.array_equal(script.student_obs({"image": obs["image"]}), obs["image"])  # no mission: the map alone
+
+
+def test_ppo_teacher_trains_on_babyai_with_the_suite_teacher(tmp_path):
+    run("ppo_teacher.py", "--env-id", "BabyAI-GoToObj-v0", "--planner", "rules", "--total-timesteps", "1024",
+        "--run-name", "b", "--teacher-eval-episodes", "4", *TINY, cwd=tmp_path)
+    summary = json.loads((tmp_path / "runs/b/summary.json").read_text())
+    assert summary["teacher_alone_return"] > 0.5  # the suite's rules teacher solves GoToObj
+    assert summary["teacher_stats"]["unparsed_steps"] == 0

@@ -76,3 +76,18 @@ def test_report_compares_the_student_with_its_teacher_on_the_same_seeds():
             {"eval_mean_return": 0.3}]  # plain PPO: no teacher to compare with
     assert report._return_over_teacher(runs) == __import__("pytest").approx(1.0)
     assert report._return_over_teacher(runs[2:]) is None
+
+
+def test_suite_teacher_eval_compares_rules_with_random_and_counts_unknown_texts(monkeypatch):
+    monkeypatch.setattr(teacher_eval, "SUITE_ENVS", ("MiniGrid-GoToDoor-5x5-v0", "BabyAI-OpenDoor-v0"))
+    monkeypatch.setattr(teacher_eval, "RECORDED_ENV", "MiniGrid-DoorKey-5x5-v0")
+    args = teacher_eval.Args(suite=True, episodes=4)
+    rows = teacher_eval.suite_rows(args)
+    rules = [r for r in rows if r["planner"] == "rules"]
+    randoms = [r for r in rows if r["planner"] == "random"]
+    assert all(r["success_rate"] == 1.0 for r in rules)
+    assert all(r["success_rate"] < 1.0 and r["teacher_stats"] == {} for r in randoms)
+    recorded = {bool(r["planner_kwargs"]): r for r in rows if r["planner"] == "recorded"}
+    assert recorded[True]["success_rate"] == 1.0 and recorded[True]["teacher_stats"]["unknown_texts"] > 0
+    text = teacher_eval.suite_markdown(rows, args)
+    assert "**2 of 2 envs at >= 0.95 success**" in text and "| BabyAI-OpenDoor-v0 | 1.000 |" in text

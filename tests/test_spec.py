@@ -26,7 +26,7 @@ def _rollout(env, seed=3, steps=20):
 @pytest.mark.parametrize("env_id", IDS)
 def test_spec_make_and_gym_make_rebuild_the_teacher(env_id):
     env = TeacherWrapper(gym.make(env_id), planner="rules")
-    assert env.spec.additional_wrappers[-1].kwargs == {"planner": "rules", "planner_kwargs": None}
+    assert env.spec.additional_wrappers[-1].kwargs == {"planner": "rules", "planner_kwargs": None, "text_style": None}
     for rebuilt in (env.spec.make(), gym.make(env.spec)):
         assert isinstance(rebuilt, TeacherWrapper) and rebuilt.teacher.planner.name == "rules"
         assert np.array_equal(_rollout(rebuilt), _rollout(env))

@@ -22,6 +22,7 @@ class Planner:
     def __init__(self) -> None:
         self.queries = 0
         self.last_misses: set[str] = set()  # texts of the last `plan` call that needed a live answer
+        self.last_unknown: set[str] = set()  # texts of the last `plan` call the planner had no answer for
 
     def plan(self, texts: Sequence[str]) -> list[PlanDistribution]:
         raise NotImplementedError

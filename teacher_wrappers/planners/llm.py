@@ -8,7 +8,7 @@ from pathlib import Path
 
 from teacher_wrappers.cache import AnswerCache
 from teacher_wrappers.planners.base import PlanDistribution, Planner
-from teacher_wrappers.prompt import PROMPT_VERSION, extract_plan
+from teacher_wrappers.prompt import extract_plan, prompt_version
 
 MODES = ("sample", "score")
 
@@ -55,9 +55,9 @@ class LLMPlanner(Planner):
 
     def plan(self, texts: Sequence[str]) -> list[PlanDistribution]:
         answers: dict[str, PlanDistribution] = {}
-        key = (self.backend, self.model, PROMPT_VERSION)
         for text in texts:
-            cached = self.cache.get(*key, text, self.settings()) if self.cache else None
+            cached = self.cache.get(self.backend, self.model, prompt_version(text), text,
+                                    self.settings()) if self.cache else None
             if cached is not None:
                 answers[text] = cached
                 self.cache_hits += 1
@@ -67,7 +67,7 @@ class LLMPlanner(Planner):
             for text, answer in zip(misses, self._answer(misses)):
                 answers[text] = answer
                 if self.cache:
-                    self.cache.put(*key, text, self.settings(), answer)
+                    self.cache.put(self.backend, self.model, prompt_version(text), text, self.settings(), answer)
             self.queries += len(misses)
         return [answers[text] for text in texts]
 

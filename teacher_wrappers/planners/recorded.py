@@ -65,13 +65,21 @@ def _validated(path: Path, task: str, text: str, answers) -> PlanDistribution:
 
 
 class RecordedPlanner(Planner):
-    """Looks each text up in a recorded table; an unseen text gets `explore` and is counted."""
+    """Looks each text up in a recorded table; an unseen text gets `explore`, or the answer of the
+    `fallback` planner (a name such as "rules", or a Planner), and is counted in `fallbacks` and in
+    `last_unknown` (the teacher's `unknown_texts`)."""
 
     name = "recorded"
     is_llm = True
 
-    def __init__(self, task: str | None = None, table: str | None = None, path: str | Path | None = None):
+    def __init__(self, task: str | None = None, table: str | None = None, path: str | Path | None = None,
+                 fallback: Planner | str | None = None):
         super().__init__()
+        if isinstance(fallback, str):
+            from teacher_wrappers.planners import make_planner  # planners/__init__ imports this module
+
+            fallback = make_planner(fallback, task=task)
+        self.fallback = fallback
         self.path = Path(path) if path else default_table_path()
         tables = load_tables(self.path)
         self.table_name = table or task or "SimpleDoorKey"
@@ -82,12 +90,20 @@ class RecordedPlanner(Planner):
 
     def plan(self, texts: Sequence[str]) -> list[PlanDistribution]:
         self.queries += len(texts)
-        answers = []
-        for text in texts:
-            if text not in self.table:
-                self.fallbacks += 1
-            answers.append(self.table.get(text, [(FALLBACK_PLAN, 1.0)]))
-        return answers
+        unknown = [text for text in texts if text not in self.table]
+        self.fallbacks += len(unknown)
+        self.last_unknown = set(unknown)
+        self.last_misses = set()
+        if unknown and self.fallback is not None:
+            fallback_answers = dict(zip(unknown, self.fallback.plan(unknown)))
+            self.last_misses = set(self.fallback.last_misses)
+        else:
+            fallback_answers = {text: [(FALLBACK_PLAN, 1.0)] for text in unknown}
+        return [self.table[text] if text in self.table else fallback_answers[text] for text in texts]
+
+    def close(self) -> None:
+        if self.fallback is not None:
+            self.fallback.close()
 
 
 def convert_reference_file(src: str | Path, dst: str | Path) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from teacher_wrappers.describe import parse_text
+from teacher_wrappers.describe_suite import is_suite_text
 from teacher_wrappers.planners.base import PlanDistribution, Planner
+from teacher_wrappers.planners.suite_rules import suite_rule_plan
 
 
 def _colour(name: str) -> str | None:
@@ -39,7 +41,10 @@ def rule_plan(text: str) -> str:
 
 
 class RulesPlanner(Planner):
-    """Deterministic rules over the description: find the key that fits, fetch it, open the door."""
+    """Deterministic rules over the description: find the key that fits, fetch it, open the door.
+
+    Texts of the suite style (`describe_suite`, they start with "Mission:") get `suite_rule_plan`.
+    """
 
     name = "rules"
 
@@ -48,4 +53,4 @@ class RulesPlanner(Planner):
 
     def plan(self, texts: Sequence[str]) -> list[PlanDistribution]:
         self.queries += len(texts)
-        return [[(rule_plan(text), 1.0)] for text in texts]
+        return [[(suite_rule_plan(text) if is_suite_text(text) else rule_plan(text), 1.0)] for text in texts]
