@@ -76,9 +76,11 @@ class Teacher:
     def plans_for(self, texts: Sequence[str]) -> list[tuple[PlanDistribution, bool]]:
         """Plan distributions for a batch of texts with one planner call for all memo misses."""
         memo = self.memo
-        if all(text in memo for text in texts) and not self.unknown:  # the common case: every text answered before
-            self.stats.cache_hits += len(texts)
-            return [(memo[text], True) for text in texts]
+        if all(text in memo for text in texts):  # the common case: every text answered before
+            unknown = self.unknown  # a text the planner did not know is never a cache hit
+            hits = [text not in unknown for text in texts] if unknown else [True] * len(texts)
+            self.stats.cache_hits += sum(hits)
+            return [(memo[text], hit) for text, hit in zip(texts, hits)]
         missing = sorted({text for text in texts if text not in memo})
         if missing:
             start = time.perf_counter()
