@@ -145,6 +145,10 @@ class Args:
     q_filter_margin: float = 0.05
     """q_filter: how much lower (in return) than the student's choice a suggestion may be valued and still be trusted"""
 
+    greedy_envs: int = 0
+    """this many of the environments act greedily (argmax) in the rollouts: where the argmax loops, PPO sees it
+    and pushes it down, which sampled rollouts rarely show (their success is excluded from charts/success_rate)"""
+
     # The student's network
     visits: bool = True
     """show the student how often it has seen the current memory map this episode (teacher_wrappers.RevisitCount),
@@ -747,7 +751,10 @@ if __name__ == "__main__":
 
             # ALGO LOGIC: action logic
             with torch.inference_mode():
-                action, logprob, _, value, _, _ = agent.get_action_and_value(next_obs)
+                action, logprob, _, value, logits, _ = agent.get_action_and_value(next_obs)
+                if args.greedy_envs:
+                    action[: args.greedy_envs] = logits[: args.greedy_envs].argmax(-1)
+                    logprob = Categorical(logits=logits).log_prob(action)
                 values[step] = value.flatten()
             actions[step] = action
             logprobs[step] = logprob
@@ -769,7 +776,10 @@ if __name__ == "__main__":
             episode_lengths += 1
             for i in np.flatnonzero(next_done_np):
                 success = bool(reward[i] > 0)  # every task here rewards success and only success
-                recent.append((success, episode_returns[i]))
+                if i < args.greedy_envs:
+                    writer.add_scalar("charts/greedy_episodic_return", episode_returns[i], global_step)
+                else:  # the success rate and the adaptive schedule follow the sampled policy, as without greedy envs
+                    recent.append((success, episode_returns[i]))
                 if success and episode_states[i]:
                     states, suggestions = zip(*episode_states[i])
                     successes.add(np.stack(states), np.stack(suggestions))

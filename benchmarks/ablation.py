@@ -23,22 +23,26 @@ import tyro
 from benchmarks.report import iqm, median_or_none
 
 ROOT = Path(__file__).resolve().parents[1]
-NO_PIECES = ["--no-visits", "--distill-from", "on-policy", "--no-q-filter"]
+def pieces(schedule="adaptive", visits=False, distill_from="on-policy", q_filter=False, greedy_envs=0) -> list[str]:
+    """Every piece set explicitly, so that a configuration keeps its meaning when the script's defaults change."""
+    return ["--schedule", schedule, "--visits" if visits else "--no-visits", "--distill-from", distill_from,
+            "--q-filter" if q_filter else "--no-q-filter", "--greedy-envs", str(greedy_envs)]
+
+
 CONFIGS = {  # name: (label, arguments)
-    "reference": ("reference schedule", ["--schedule", "reference", *NO_PIECES]),
-    "adaptive": ("adaptive schedule (the previous default)", ["--schedule", "adaptive", *NO_PIECES]),
-    "visits": ("+ visit counts", ["--schedule", "adaptive", "--visits", "--distill-from", "on-policy", "--no-q-filter"]),
-    "successes": ("+ success buffer", ["--schedule", "adaptive", "--no-visits", "--distill-from", "successes",
-                                       "--no-q-filter"]),
-    "qfilter": ("+ Q-filter", ["--schedule", "adaptive", "--no-visits", "--distill-from", "on-policy", "--q-filter"]),
-    "visits-successes": ("+ visit counts + success buffer", ["--schedule", "adaptive", "--visits", "--distill-from",
-                                                             "successes", "--no-q-filter"]),
-    "all": ("+ visit counts + success buffer + Q-filter", ["--schedule", "adaptive", "--visits", "--distill-from",
-                                                           "successes", "--q-filter"]),
-    "demos": ("+ successful demos (actions taken)", ["--schedule", "adaptive", "--no-visits", "--distill-from", "demos",
-                                                     "--no-q-filter"]),
-    "visits-demos": ("+ visit counts + successful demos", ["--schedule", "adaptive", "--visits", "--distill-from",
-                                                           "demos", "--no-q-filter"]),
+    "reference": ("reference schedule", pieces(schedule="reference")),
+    "adaptive": ("adaptive schedule (the previous default)", pieces()),
+    "visits": ("+ visit counts", pieces(visits=True)),
+    "successes": ("+ success buffer", pieces(distill_from="successes")),
+    "qfilter": ("+ Q-filter", pieces(q_filter=True)),
+    "visits-successes": ("+ visit counts + success buffer", pieces(visits=True, distill_from="successes")),
+    "all": ("+ visit counts + success buffer + Q-filter", pieces(visits=True, distill_from="successes", q_filter=True)),
+    "demos": ("+ successful demos (actions taken)", pieces(distill_from="demos")),
+    "visits-demos": ("+ visit counts + successful demos", pieces(visits=True, distill_from="demos")),
+    "greedy": ("+ 2 of 16 envs acting greedily", pieces(greedy_envs=2)),
+    "visits-greedy": ("+ visit counts + 2 greedy envs", pieces(visits=True, greedy_envs=2)),
+    "all-greedy": ("+ all three + 2 greedy envs", pieces(visits=True, distill_from="successes", q_filter=True,
+                                                         greedy_envs=2)),
 }
 BUDGETS = {"ColoredDoorKey": 150_000, "SimpleDoorKey": 60_000}
 
