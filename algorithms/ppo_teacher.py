@@ -780,12 +780,12 @@ if __name__ == "__main__":
                     writer.add_scalar("charts/greedy_episodic_return", episode_returns[i], global_step)
                 else:  # the success rate and the adaptive schedule follow the sampled policy, as without greedy envs
                     recent.append((success, episode_returns[i]))
+                    writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
+                    writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
                 if success and episode_states[i]:
                     states, suggestions = zip(*episode_states[i])
                     successes.add(np.stack(states), np.stack(suggestions))
                 episode_states[i] = []
-                writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
-                writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
                 episode_returns[i], episode_lengths[i] = 0.0, 0
 
         # bootstrap value if not done

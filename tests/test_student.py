@@ -79,3 +79,15 @@ def test_distillation_from_successes_fills_the_buffer(tmp_path):
     assert all(np.isfinite(tags["teacher/kl"]))
     summary = json.loads((tmp_path / "runs/s/summary.json").read_text())
     assert summary["args"]["distill_from"] == "successes" and summary["args"]["q_filter"]
+
+
+def test_greedy_envs_are_reported_apart_from_the_sampled_ones(tmp_path):
+    from test_algorithms import TINY, run, scalars
+
+    run("ppo_teacher.py", "--greedy-envs", "2", "--total-timesteps", "1024", "--run-name", "g", *TINY, cwd=tmp_path)
+    tags = scalars(tmp_path / "runs/g")
+    summary = json.loads((tmp_path / "runs/g/summary.json").read_text())
+    # 4 envs x 256 steps: each finished at least one episode (150 steps at most); 2 of them act greedily
+    assert len(tags["charts/greedy_episodic_return"]) >= 2
+    assert len(tags["charts/episodic_return"]) >= 2
+    assert summary["learning_curve"]["episodes"][-1] == len(tags["charts/episodic_return"])
