@@ -95,9 +95,13 @@ class Args:
     """the maximum norm for the gradient clipping"""
     target_kl: float | None = None
     """the target KL divergence threshold"""
+    greedy_fraction: float = 0.125
+    """this fraction of the environments (rounded down: 2 of 16) act greedily (argmax) in the rollouts: where the
+    argmax loops, PPO sees it and pushes it down, which sampled rollouts rarely show (their episodes are left out
+    of charts/success_rate)"""
 
     # The agent's network
-    visits: bool = True
+    visits: bool = False
     """show the agent how often it has seen the current memory map this episode (teacher_wrappers.RevisitCount),
     so that a greedy policy can notice that it is going round in circles"""
 
@@ -149,6 +153,9 @@ def validate(args):
     for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs"):
         if getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if not 0 <= args.greedy_fraction < 1:
+        fail(f"--greedy-fraction must be at least 0 and below 1, got {args.greedy_fraction}: at least one "
+             "environment samples its actions")
     batch = args.num_envs * args.num_steps
     if args.total_timesteps < batch:
         fail(f"--total-timesteps {args.total_timesteps} is below one batch (--num-envs x --num-steps = {batch}): "
@@ -231,7 +238,7 @@ def write_atomically(text, path):
     os.replace(tmp, path)
 
 
-def make_env(env_id, idx, capture_video, run_name, visits=True):
+def make_env(env_id, idx, capture_video, run_name, visits=False):
     def thunk():
         if capture_video and idx == 0:
             env = gym.make(env_id, render_mode="rgb_array")
@@ -432,6 +439,7 @@ if __name__ == "__main__":
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     args.num_iterations = args.total_timesteps // args.batch_size
+    greedy_envs = int(args.num_envs * args.greedy_fraction)  # the first ones act greedily
     checkpoint = load_checkpoint(args.resume, args) if args.resume else None
     if checkpoint is not None:
         run_name = checkpoint["run_name"]
@@ -549,7 +557,10 @@ if __name__ == "__main__":
 
             # ALGO LOGIC: action logic
             with torch.inference_mode():
-                action, logprob, _, value, _ = agent.get_action_and_value(next_obs)
+                action, logprob, _, value, logits = agent.get_action_and_value(next_obs)
+                if greedy_envs:
+                    action[: greedy_envs] = logits[: greedy_envs].argmax(-1)
+                    logprob = Categorical(logits=logits).log_prob(action)
                 values[step] = value.flatten()
             actions[step] = action
             logprobs[step] = logprob
@@ -565,9 +576,12 @@ if __name__ == "__main__":
             episode_lengths += 1
             for i in np.flatnonzero(next_done_np):
                 success = bool(reward[i] > 0)  # every task here rewards success and only success
-                recent.append((success, episode_returns[i]))
-                writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
-                writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
+                if i < greedy_envs:
+                    writer.add_scalar("charts/greedy_episodic_return", episode_returns[i], global_step)
+                else:  # the success rate follows the sampled policy, as without greedy envs
+                    recent.append((success, episode_returns[i]))
+                    writer.add_scalar("charts/episodic_return", episode_returns[i], global_step)
+                    writer.add_scalar("charts/episodic_length", episode_lengths[i], global_step)
                 episode_returns[i], episode_lengths[i] = 0.0, 0
 
         # bootstrap value if not done

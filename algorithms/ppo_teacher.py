@@ -127,7 +127,7 @@ class Args:
     """linear and adaptive schedules: lambda reaches 0 after this many frames"""
     teacher_eval_episodes: int = 20
     """adaptive schedule: episodes of the teacher acting alone, to measure its return"""
-    distill_from: str = "on-policy"
+    distill_from: str = "successes"
     """what the student imitates: 'on-policy', the teacher's suggestions on every state of the rollout;
     'successes', the teacher's suggestions on states of the student's own successful episodes (a replay buffer);
     'demos', the actions taken in successful episodes, the teacher's own (acting alone before training) and then
@@ -145,12 +145,13 @@ class Args:
     q_filter_margin: float = 0.05
     """q_filter: how much lower (in return) than the student's choice a suggestion may be valued and still be trusted"""
 
-    greedy_envs: int = 0
-    """this many of the environments act greedily (argmax) in the rollouts: where the argmax loops, PPO sees it
-    and pushes it down, which sampled rollouts rarely show (their success is excluded from charts/success_rate)"""
+    greedy_fraction: float = 0.125
+    """this fraction of the environments (rounded down: 2 of 16) act greedily (argmax) in the rollouts: where the
+    argmax loops, PPO sees it and pushes it down, which sampled rollouts rarely show (their episodes are left out
+    of charts/success_rate)"""
 
     # The student's network
-    visits: bool = True
+    visits: bool = False
     """show the student how often it has seen the current memory map this episode (teacher_wrappers.RevisitCount),
     so that a greedy policy can notice that it is going round in circles"""
 
@@ -208,6 +209,9 @@ def validate(args):
     for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs"):
         if getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if not 0 <= args.greedy_fraction < 1:
+        fail(f"--greedy-fraction must be at least 0 and below 1, got {args.greedy_fraction}: at least one "
+             "environment samples its actions")
     batch = args.num_envs * args.num_steps
     if args.total_timesteps < batch:
         fail(f"--total-timesteps {args.total_timesteps} is below one batch (--num-envs x --num-steps = {batch}): "
@@ -306,7 +310,7 @@ def restore_teacher(teacher, checkpoint):
     teacher.planner.queries = checkpoint["planner_queries"]
 
 
-def make_env(env_id, idx, capture_video, run_name, visits=True):
+def make_env(env_id, idx, capture_video, run_name, visits=False):
     def thunk():
         if capture_video and idx == 0:
             env = gym.make(env_id, render_mode="rgb_array")
@@ -599,6 +603,7 @@ if __name__ == "__main__":
     args.batch_size = int(args.num_envs * args.num_steps)
     args.minibatch_size = int(args.batch_size // args.num_minibatches)
     args.num_iterations = args.total_timesteps // args.batch_size
+    greedy_envs = int(args.num_envs * args.greedy_fraction)  # the first ones act greedily
     checkpoint = load_checkpoint(args.resume, args) if args.resume else None
     if checkpoint is not None:
         run_name = checkpoint["run_name"]
@@ -752,8 +757,8 @@ if __name__ == "__main__":
             # ALGO LOGIC: action logic
             with torch.inference_mode():
                 action, logprob, _, value, logits, _ = agent.get_action_and_value(next_obs)
-                if args.greedy_envs:
-                    action[: args.greedy_envs] = logits[: args.greedy_envs].argmax(-1)
+                if greedy_envs:
+                    action[: greedy_envs] = logits[: greedy_envs].argmax(-1)
                     logprob = Categorical(logits=logits).log_prob(action)
                 values[step] = value.flatten()
             actions[step] = action
@@ -776,7 +781,7 @@ if __name__ == "__main__":
             episode_lengths += 1
             for i in np.flatnonzero(next_done_np):
                 success = bool(reward[i] > 0)  # every task here rewards success and only success
-                if i < args.greedy_envs:
+                if i < greedy_envs:
                     writer.add_scalar("charts/greedy_episodic_return", episode_returns[i], global_step)
                 else:  # the success rate and the adaptive schedule follow the sampled policy, as without greedy envs
                     recent.append((success, episode_returns[i]))

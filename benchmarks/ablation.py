@@ -24,9 +24,10 @@ from benchmarks.report import iqm, median_or_none
 
 ROOT = Path(__file__).resolve().parents[1]
 def pieces(schedule="adaptive", visits=False, distill_from="on-policy", q_filter=False, greedy_envs=0) -> list[str]:
+    # greedy_envs: out of the default 16 environments
     """Every piece set explicitly, so that a configuration keeps its meaning when the script's defaults change."""
     return ["--schedule", schedule, "--visits" if visits else "--no-visits", "--distill-from", distill_from,
-            "--q-filter" if q_filter else "--no-q-filter", "--greedy-envs", str(greedy_envs)]
+            "--q-filter" if q_filter else "--no-q-filter", "--greedy-fraction", str(greedy_envs / 16)]
 
 
 CONFIGS = {  # name: (label, arguments)
@@ -41,6 +42,9 @@ CONFIGS = {  # name: (label, arguments)
     "visits-demos": ("+ visit counts + successful demos", pieces(visits=True, distill_from="demos")),
     "greedy": ("+ 2 of 16 envs acting greedily", pieces(greedy_envs=2)),
     "visits-greedy": ("+ visit counts + 2 greedy envs", pieces(visits=True, greedy_envs=2)),
+    "successes-greedy": ("+ success buffer + 2 greedy envs", pieces(distill_from="successes", greedy_envs=2)),
+    "greedy4": ("+ 4 of 16 envs acting greedily", pieces(greedy_envs=4)),
+    "successes-greedy4": ("+ success buffer + 4 greedy envs", pieces(distill_from="successes", greedy_envs=4)),
     "all-greedy": ("+ all three + 2 greedy envs", pieces(visits=True, distill_from="successes", q_filter=True,
                                                          greedy_envs=2)),
 }

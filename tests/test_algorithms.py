@@ -123,6 +123,8 @@ def test_ctrl_c_writes_a_checkpoint_to_resume_from(tmp_path):
     ("ppo_teacher.py", ["--env-id", "Nope-v0"], "TeacherWrappers/SimpleDoorKey-v0"),
     ("ppo_teacher.py", ["--planner", "gpt5"], "unknown planner 'gpt5'; valid planners: hf, openai, recorded, rules"),
     ("ppo_teacher.py", ["--schedule", "cosine"], "unknown schedule 'cosine'; valid schedules: reference, linear, adaptive"),
+    ("ppo_teacher.py", ["--distill-from", "everything"], "unknown --distill-from 'everything'"),
+    ("ppo.py", ["--greedy-fraction", "1"], "--greedy-fraction must be at least 0 and below 1, got 1.0"),
 ])
 def test_bad_input_gets_a_clear_error(tmp_path, script, args, message):
     proc = run(script, *args, "--total-timesteps", "256", *TINY, cwd=tmp_path, check=False)

@@ -33,7 +33,7 @@ def test_revisit_count_counts_the_same_map_and_restarts_each_episode():
 
 def test_the_network_sees_the_revisit_count():
     script = load_script("ppo")
-    env = script.make_env("TeacherWrappers/SimpleDoorKey-v0", 0, False, "")()
+    env = script.make_env("TeacherWrappers/SimpleDoorKey-v0", 0, False, "", visits=True)()
     obs, _ = env.reset(seed=0)
     first = script.student_obs(obs)
     again = script.student_obs({**obs, "revisits": np.array([9], dtype=np.uint8)})
@@ -43,7 +43,7 @@ def test_the_network_sees_the_revisit_count():
     with torch.no_grad():
         logits = agent.actor(agent.features(torch.as_tensor(np.stack([first, again]))))
     assert not torch.allclose(logits[0], logits[1])
-    blind = script.make_env("TeacherWrappers/SimpleDoorKey-v0", 0, False, "", visits=False)()
+    blind = script.make_env("TeacherWrappers/SimpleDoorKey-v0", 0, False, "")()
     assert script.student_obs(blind.reset(seed=0)[0]).shape == (10, 10, 4)
 
 
@@ -84,7 +84,7 @@ def test_distillation_from_successes_fills_the_buffer(tmp_path):
 def test_greedy_envs_are_reported_apart_from_the_sampled_ones(tmp_path):
     from test_algorithms import TINY, run, scalars
 
-    run("ppo_teacher.py", "--greedy-envs", "2", "--total-timesteps", "1024", "--run-name", "g", *TINY, cwd=tmp_path)
+    run("ppo_teacher.py", "--greedy-fraction", "0.5", "--total-timesteps", "1024", "--run-name", "g", *TINY, cwd=tmp_path)
     tags = scalars(tmp_path / "runs/g")
     summary = json.loads((tmp_path / "runs/g/summary.json").read_text())
     # 4 envs x 256 steps: each finished at least one episode (150 steps at most); 2 of them act greedily
