@@ -4,6 +4,7 @@
 #
 #   python algorithms/ppo_teacher.py --env-id TeacherWrappers/SimpleDoorKey-v0 --planner recorded
 import copy
+import functools
 import json
 import math
 import os
@@ -488,10 +489,15 @@ def distillation_target(teacher, logits, q, margin):
     return target / target.sum(-1, keepdim=True).clamp_min(1e-8)  # a row with nothing trusted is all 0: no loss
 
 
+def make_teacher_env(args, planner):
+    """One environment with the teacher acting in it (its suggestions in obs["teacher_probs"])."""
+    return TeacherWrapper(make_env(args.env_id, 1, False, "", args.visits)(), planner=planner)
+
+
 def teacher_demos(args, planner):
     """(student observations, actions taken) of the teacher's successful episodes acting alone, and the env steps
     it took. Imitating what the teacher did when it succeeded, not all it suggests, leaves its mistakes out."""
-    env = TeacherWrapper(make_env(args.env_id, 1, False, "", args.visits)(), planner=planner)
+    env = make_teacher_env(args, planner)
     rng = np.random.default_rng(args.seed)
     states, actions, steps = [], [], 0
     for episode in range(args.demo_episodes):
@@ -519,10 +525,8 @@ def teacher_alone_returns(args, planner, seeds, stop=lambda: False):
         draws = rng.random(len(cumulative))[:, None] * cumulative[:, -1:]
         return np.minimum((cumulative <= draws).sum(1), cumulative.shape[1] - 1)
 
-    def make_teacher_env():
-        return TeacherWrapper(make_env(args.env_id, 1, False, "", args.visits)(), planner=planner)
-
-    return play_episodes([make_teacher_env] * args.eval_envs, seeds, choose_actions, stop)
+    env_fns = [functools.partial(make_teacher_env, args, planner)] * args.eval_envs
+    return play_episodes(env_fns, seeds, choose_actions, stop)
 
 
 def distillation_weight(args, iteration, global_step, recent_return, teacher_return):
@@ -771,8 +775,10 @@ if __name__ == "__main__":
             if successes is not None and lam > 0:
                 # the target: the teacher's suggestion there, or (demos) the action the student took
                 targets = F.one_hot(action, n_actions).float() if args.distill_from == "demos" else teacher_probs[step]
+                # one copy per step (the rollout storage is overwritten later); each env keeps its row
+                step_obs, step_targets = obs[step].cpu().numpy().copy(), targets.cpu().numpy().copy()
                 for i in range(args.num_envs):
-                    episode_states[i].append((obs[step, i].cpu().numpy().copy(), targets[i].cpu().numpy().copy()))
+                    episode_states[i].append((step_obs[i], step_targets[i]))
             next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
             next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
             next_done = torch.Tensor(next_done_np).to(device)
