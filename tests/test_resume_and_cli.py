@@ -170,4 +170,4 @@ def test_a_planner_server_that_starts_failing_leaves_a_checkpoint(tmp_path):
     summary = json.loads((tmp_path / "runs/served/summary.json").read_text())
     assert summary["frames"] == 1280 and len(summary["learning_curve"]["frames"]) == 10
     # the teacher's counters went on from the checkpoint's, not from zero
-    assert summary["teacher_stats"]["steps"] == state["teacher_stats"]["steps"] + 1280 - state["global_step"]
+    assert summary["teacher_stats"]["steps"] == state["teacher"]["teacher"]["stats"]["steps"] + 1280 - state["global_step"]

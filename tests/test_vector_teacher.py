@@ -79,7 +79,7 @@ class LiveRules(RulesPlanner):
 def test_live_planners_keep_one_batched_teacher_in_the_main_process():
     envs = make_teacher_vector_env(env_fns("SimpleDoorKey", 2), planner=LiveRules(), asynchronous=True, **SAME_STEP)
     try:
-        assert isinstance(envs, TeacherVectorWrapper) and isinstance(envs.env, gym.vector.AsyncVectorEnv)
+        assert isinstance(envs, TeacherVectorWrapper) and isinstance(envs.env, GroupedAsyncVectorEnv)
         obs, _ = envs.reset(seed=[0, 1])
         assert np.allclose(obs["teacher_probs"].sum(axis=1), 1) and envs.teacher.planner.queries >= 1
     finally:
