@@ -232,8 +232,8 @@ def teacher_alone_returns(args, planner, seeds, stop=lambda: False):
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
-    training.check_choice(args.planner, PLANNERS, "planner")
-    training.check_choice(args.schedule, SCHEDULES, "schedule")
+    training.check_choice(args.planner, PLANNERS, "planner", "planners")
+    training.check_choice(args.schedule, SCHEDULES, "schedule", "schedules")
     training.check_choice(args.distill_from, DISTILL_FROM, "--distill-from")
     training.check_args(args)
     args.batch_size = int(args.num_envs * args.num_steps)

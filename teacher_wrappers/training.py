@@ -58,9 +58,10 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())[:500] or type(error).__name__
 
 
-def check_choice(value: str, valid: Sequence[str], what: str) -> None:
+def check_choice(value: str, valid: Sequence[str], what: str, plural: str = "") -> None:
+    """One line and exit 2 unless `value` is one of `valid`: "unknown <what> 'x'; valid <plural>: a, b"."""
     if value not in valid:
-        fail(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+        fail(f"unknown {what} {value!r}; valid{' ' + plural if plural else ''}: {', '.join(valid)}")
 
 
 def check_args(args: Any) -> None:

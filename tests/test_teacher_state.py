@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 
 import gymnasium as gym
@@ -11,22 +10,10 @@ import pytest
 from helpers import place_agent, put, room_map
 
 from teacher_wrappers import Teacher, TeacherWrapper
-from teacher_wrappers.planners.recorded import default_table_path
 from teacher_wrappers.wrapper import make_teacher_vector_env
 
 SAME_STEP = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 TIMING = ("planner_seconds", "seconds_per_query")  # wall-clock time: never equal between two runs
-
-
-@pytest.fixture(scope="module")
-def gappy_table(tmp_path_factory):
-    """The recorded SimpleDoorKey table without the texts of a held key: they become unknown texts."""
-    data = json.loads(default_table_path().read_text())
-    data["tables"] = {"SimpleDoorKey": {text: answer for text, answer in data["tables"]["SimpleDoorKey"].items()
-                                        if "holds <key>" not in text}}
-    path = tmp_path_factory.mktemp("table") / "gappy.json"
-    path.write_text(json.dumps(data))
-    return str(path)
 
 
 def counters(stats: dict) -> dict:
