@@ -38,6 +38,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,8 +78,8 @@ class Args:
     backend: Literal["local", "ray"] = "local"
     """local: parallel processes on this machine; ray: tasks on a Ray cluster (pip install ray)"""
     ray_address: str | None = None
-    """ray backend: the cluster to join ('auto', 'ray://host:10001'); default: the running or a new local Ray.
-    On a cluster, every node needs the repository at the same path and --out on shared storage."""
+    """ray backend: the cluster to join ('auto', 'host:6379', 'ray://host:10001'); default: the running or a new
+    local Ray. The code is shipped to the workers; --out must be shared storage (docs/sweeps-on-ray.md)."""
     extra: str = ""
     """extra arguments for every training script, as one string, e.g. --extra='--schedule reference'"""
     redo_mismatched: bool = False
@@ -174,6 +175,8 @@ def validate(args: Args, runs: list[Run]) -> None:
         problem = task_problem(task)
         if problem:
             problems.append(problem)
+    if args.backend == "ray" and importlib.util.find_spec("ray") is None:
+        problems.append("--backend ray needs Ray: pip install 'teacher-wrappers[ray]' (or pip install ray)")
     if args.total_timesteps < 1 or args.teacher_episodes < 1 or args.workers < 1:
         problems.append("--total-timesteps, --teacher-episodes and --workers must be at least 1")
     try:
@@ -260,15 +263,19 @@ def _differences(recorded: dict, expected: dict) -> list[str]:
 # -- the lock, the children and stopping ---------------------------------------------------------------
 
 class Sweep:
-    """Children in their own process groups, so that one signal reaches a run and all its workers."""
+    """Children in their own process groups, so that one signal reaches a run and all its workers.
+
+    A Ray task has one of its own, stopped through `interrupt` (see benchmarks/ray_backend.py)."""
 
     def __init__(self, out: Path):
         self.out = out
         self.stop = threading.Event()
+        self.stops = 0  # how often the sweep was told to stop: the first time runs get SIGTERM, then SIGKILL
         self.signal: int | None = None
         self.children: set[subprocess.Popen] = set()
         self.guard = threading.RLock()
         self.lock_fd: int | None = None
+        self.token = uuid.uuid4().hex  # written into the lock: Ray nodes check that they see this very folder
 
     def acquire(self) -> None:
         """An flock on <out>/.sweep.lock, shared with every child: held while any of them lives."""
@@ -284,12 +291,12 @@ class Sweep:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 100).decode(errors="replace").strip() or "unknown"
+            holder = (os.read(fd, 100).decode(errors="replace").split() or ["unknown"])[0]
             os.close(fd)
             raise SweepError(f"another sweep (pid {holder}) or one of its runs is still using {self.out} "
                              f"(lock {path}); wait for it or stop it, then run this again") from None
         os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        os.write(fd, f"{os.getpid()}\n{self.token}\n".encode())
         self.lock_fd = fd
 
     def release(self) -> None:
@@ -312,16 +319,23 @@ class Sweep:
             self.children.discard(proc)
 
     def on_signal(self, signum, frame) -> None:
-        first = not self.stop.is_set()
         self.signal = self.signal or signum
+        if self.interrupt():
+            print(f"\nstopping the sweep ({signal.Signals(signum).name}): runs in flight write a checkpoint; "
+                  "run the same command again to continue", file=sys.stderr, flush=True)
+
+    def interrupt(self) -> bool:
+        """Nothing new starts; runs in flight get SIGTERM, SIGKILL GRACE_SECONDS later or when told again.
+        True the first time."""
+        first = not self.stop.is_set()
+        self.stops += 1
         self.stop.set()
         self.kill(signal.SIGTERM if first else signal.SIGKILL)  # a second Ctrl-C does not wait
         if first:
-            print(f"\nstopping the sweep ({signal.Signals(signum).name}): runs in flight write a checkpoint; "
-                  "run the same command again to continue", file=sys.stderr, flush=True)
             timer = threading.Timer(GRACE_SECONDS, self.kill, (signal.SIGKILL,))
             timer.daemon = True
             timer.start()
+        return first
 
     def kill(self, signum: int) -> None:
         with self.guard:
@@ -330,10 +344,10 @@ class Sweep:
                     os.killpg(proc.pid, signum)
 
 
-SWEEP: Sweep | None = None  # the sweep of this process (Ray workers have none: they stop through ray.cancel)
+SWEEP: Sweep | None = None  # the sweep of this process
 
 
-def execute(run: Run, args: Args, resume: bool = False) -> tuple[str, str]:
+def execute(run: Run, args: Args, resume: bool, sweep: Sweep) -> tuple[str, str]:
     """(status, line): status is ok, failed, interrupted or not started."""
     folder = Path(args.out) / run.name
     cmd = command(run, args)
@@ -344,21 +358,12 @@ def execute(run: Run, args: Args, resume: bool = False) -> tuple[str, str]:
     # the library of this checkout, also where another one is installed
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    sweep = SWEEP or Sweep(Path(args.out))
     with log_path.open("a" if resume else "w") as log:
         proc = sweep.start(cmd, log, env)
         if proc is None:
             return "not started", f"{run.name}: not started"
         try:
             code = proc.wait()
-        except BaseException:  # ray.cancel in a Ray worker: stop the run with its workers, then go
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-            raise
         finally:
             sweep.finished(proc)
     if code != 0:
@@ -397,29 +402,31 @@ def main(args: Args) -> int:
     # Seed-major order: a sweep stopped half-way still covers every task and method.
     runs = [Run(task, method, seed) for seed in args.seeds for task in args.tasks for method in args.methods]
     SWEEP = Sweep(Path(args.out))
-    try:
-        validate(args, runs)
-        SWEEP.acquire()
-        states = [assess(run, args) for run in runs]
-        mismatched = [state for state in states if state.status == "mismatch"]
-        if mismatched and not args.redo_mismatched:
-            shown = "; ".join(state.why for state in mismatched[:3])
-            more = f" (and {len(mismatched) - 3} more)" if len(mismatched) > 3 else ""
-            raise SweepError(f"{len(mismatched)} runs in {args.out} were made with another configuration: "
-                             f"{shown}{more}; use another --out, or --redo-mismatched to delete and redo them")
-    except SweepError as error:
-        print(f"error: {error}", file=sys.stderr)
-        SWEEP.release()
-        return 2
-    if args.dry_run:
-        for state in states:
-            print(f"{state.run.name}: {state.status}{f' ({state.why})' if state.why else ''}")
-        SWEEP.release()
-        return 0
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(SWEEP.release)
+        try:
+            validate(args, runs)
+            SWEEP.acquire()
+            states = [assess(run, args) for run in runs]
+            mismatched = [state for state in states if state.status == "mismatch"]
+            if mismatched and not args.redo_mismatched:
+                shown = "; ".join(state.why for state in mismatched[:3])
+                more = f" (and {len(mismatched) - 3} more)" if len(mismatched) > 3 else ""
+                raise SweepError(f"{len(mismatched)} runs in {args.out} were made with another configuration: "
+                                 f"{shown}{more}; use another --out, or --redo-mismatched to delete and redo them")
+            if args.backend == "ray" and not args.dry_run and any(state.status != "done" for state in states):
+                from benchmarks import ray_backend  # connected before _sweep sets its signal handlers (ray.init sets one)
+
+                print(ray_backend.connect(args, SWEEP.token), flush=True)
+                cleanup.callback(ray_backend.disconnect)
+        except SweepError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        if args.dry_run:
+            for state in states:
+                print(f"{state.run.name}: {state.status}{f' ({state.why})' if state.why else ''}")
+            return 0
         return _sweep(args, states)
-    finally:
-        SWEEP.release()
 
 
 def _sweep(args: Args, states: list[State]) -> int:
@@ -438,7 +445,12 @@ def _sweep(args: Args, states: list[State]) -> int:
         handlers = {signum: signal.signal(signum, SWEEP.on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     counts = {"ok": 0, "failed": 0, "interrupted": 0, "not started": 0}
     try:
-        results = run_on_ray(todo, args) if args.backend == "ray" else run_locally(todo, args)
+        if args.backend == "ray":
+            from benchmarks import ray_backend
+
+            results = ray_backend.run_all(todo, args, SWEEP)
+        else:
+            results = run_locally(todo, args)
         for done, (status, line) in enumerate(results, 1):
             counts[status] += 1
             if status != "not started":
@@ -458,32 +470,13 @@ def _sweep(args: Args, states: list[State]) -> int:
 
 def run_locally(todo: list[State], args: Args):
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        futures = [pool.submit(execute, state.run, args, state.status == "resume") for state in todo]
+        futures = [pool.submit(execute, state.run, args, state.status == "resume", SWEEP) for state in todo]
         for future in as_completed(futures):
             yield future.result()
 
 
-def run_on_ray(todo: list[State], args: Args):
-    """The same runs as Ray tasks, one CPU each; results are reported as they finish."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=args.ray_address, log_to_driver=False)
-    remote_execute = ray.remote(num_cpus=1)(execute)
-    pending = [remote_execute.remote(state.run, args, state.status == "resume") for state in todo]
-    while pending:
-        if SWEEP.stop.is_set():  # each task stops its run (SIGTERM to the run's group) when cancelled
-            for ref in pending:
-                ray.cancel(ref)
-            for ref in pending:
-                with contextlib.suppress(Exception):
-                    ray.get(ref)
-                yield "interrupted", "a Ray task: interrupted"
-            return
-        finished, pending = ray.wait(pending, num_returns=1, timeout=1.0)
-        if finished:
-            yield ray.get(finished[0])
-
-
 if __name__ == "__main__":
-    sys.exit(main(tyro.cli(Args)))
+    # The importable module, not this __main__ copy: one set of classes and globals, which Ray can ship by name.
+    from benchmarks import run
+
+    sys.exit(run.main(tyro.cli(run.Args)))

@@ -35,21 +35,6 @@ def test_sweep_is_resumable_and_reported(tmp_path, capsys):
     assert (tmp_path / "out/r_curves.png").stat().st_size > 1000
 
 
-def test_sweep_on_a_local_ray_instance(tmp_path):
-    ray = __import__("pytest").importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        args = run.Args(methods=["teacher:rules", "ppo"], tasks=["LavaDoorKey"], seeds=[3], total_timesteps=128,
-                        teacher_episodes=3, backend="ray", out=str(tmp_path / "runs"),
-                        extra="--num-envs 2 --num-steps 64 --eval-episodes 1")
-        run.main(args)
-    finally:
-        ray.shutdown()
-    teacher = json.loads((tmp_path / "runs/LavaDoorKey__teacher-rules__3/summary.json").read_text())
-    trained = json.loads((tmp_path / "runs/LavaDoorKey__ppo__3/summary.json").read_text())
-    assert teacher["eval_success_rate"] == 1.0 and trained["frames"] == 128
-
-
 def test_gif_frames_come_from_minigrids_renderer_for_solved_episodes():
     from benchmarks.render_gifs import play
     from teacher_wrappers import Teacher

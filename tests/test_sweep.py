@@ -23,6 +23,7 @@ EXTRA = "--num-envs 2 --num-steps 64 --eval-episodes 2"
 def sweep(*args, out, wait=True):
     cmd = [sys.executable, "-m", "benchmarks.run", "--out", str(out), *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)  # Ray would take it over --ray-address
     if wait:
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
