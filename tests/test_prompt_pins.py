@@ -12,8 +12,8 @@ from pathlib import Path
 
 from teacher_wrappers.cache import AnswerCache
 from teacher_wrappers.planners.llm import LLMPlanner
-from teacher_wrappers.plans import admissible_plans
 from teacher_wrappers.prompt import chat_messages, completion_prompt
+from teacher_wrappers.styles import get_style
 
 EXPECTED = Path(__file__).parent / "data" / "prompts.json"
 
@@ -47,7 +47,7 @@ class EchoLLM(LLMPlanner):
 
     backend = "pinned"
 
-    def _answer(self, texts):
+    def _answer(self, texts, style):
         return [[("explore", 1.0)] for _ in texts]
 
 
@@ -56,12 +56,12 @@ def pinned(style: str, text: str, cache_dir: Path) -> dict:
     keys = []
     for mode in ("sample", "score"):
         cache = AnswerCache(cache_dir / f"{mode}.sqlite")
-        EchoLLM("pinned-model", mode=mode, cache=cache).plan([text])
+        EchoLLM("pinned-model", mode=mode, cache=cache).plan([text], get_style(style))
         [row] = cache.rows()
         keys.append([row[column] for column in ("backend", "model", "prompt_format", "prompt", "settings")])
         cache.path.unlink()
-    return {"style": style, "text": text, "chat_messages": chat_messages(text),
-            "completion_prompt": completion_prompt(text), "admissible_plans": admissible_plans(text),
+    return {"style": style, "text": text, "chat_messages": chat_messages(text, style),
+            "completion_prompt": completion_prompt(text, style), "admissible_plans": get_style(style).admissible_plans(text),
             "cache_keys": keys}
 
 
