@@ -5,7 +5,8 @@ import minigrid  # noqa: F401  (registers MiniGrid and BabyAI ids)
 import numpy as np
 import pytest
 from minigrid.core.grid import Grid
-from minigrid.core.world_object import Ball, Door, Key
+from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
+from minigrid.core.world_object import Ball, Door, Key, Wall
 
 from teacher_wrappers import MemoryMapObservation, TeacherWrapper
 from teacher_wrappers.memory import MemoryMap
@@ -16,7 +17,7 @@ from teacher_wrappers.styles.suite import describe_suite, parse_name, parse_suit
 from teacher_wrappers.teacher import Teacher
 from teacher_wrappers.wrapper import TeacherVectorWrapper
 
-DONE = 6
+LEFT, RIGHT, DROP, DONE = 0, 1, 4, 6
 
 
 @pytest.mark.parametrize("text, canonical", [
@@ -84,6 +85,37 @@ def test_location_words_mark_the_objects_they_pick_out():
     assert suite_rule_plan(text) == "go to <closed red door on your left>, open <closed red door on your left>"
 
 
+@pytest.mark.parametrize("mission, named", [
+    ("pick up the purple ball", True), ("go to the ball", True), ("put the green key next to the purple ball", True),
+    ("pick up the red box", False), ("put the purple ball next to the green key", True),
+])
+def test_the_missions_own_object_is_never_in_the_way(mission, named):
+    # KeyCorridor: the ball asked for stands on the threshold of the door just unlocked
+    memory_map = _map_with({(3, 2): Door("yellow", is_open=True), (4, 2): Ball("purple"), (1, 4): Key("green")},
+                           agent=(2, 2), carrying=Key("yellow"))
+    text = describe_suite(memory_map, parse_mission(mission)).text
+    assert ("<purple ball>" in text) == named and ("<purple ball in the way>" in text) == (not named)
+    if mission == "pick up the purple ball":  # fetched, never moved aside
+        assert suite_rule_plan(text) == "drop <yellow key>, go to <purple ball>, pick up <purple ball>"
+
+
+def test_a_held_key_is_dropped_even_where_every_free_cell_is_next_to_a_door():
+    # KeyCorridorS3R1's corridor: | free | open door | agent, holding the key | open door | ball |
+    walls = {(x, y): Wall() for x in range(1, 6) for y in range(1, 6) if y != 2}
+    memory_map = _map_with({**walls, (2, 2): Door("blue", is_open=True), (4, 2): Door("yellow", is_open=True),
+                            (5, 2): Ball("purple")}, agent=(3, 2), heading=0, size=7, carrying=Key("yellow"))
+    teacher, mission = Teacher("rules", text_style="suite"), parse_mission("pick up the purple ball")
+    [(probs, info)] = teacher.act([memory_map], missions=[mission])
+    assert info["option"] == "drop <yellow key>" and probs[LEFT] + probs[RIGHT] == 1  # turn back to the free cell
+    place = memory_map.copy()
+    place[..., 3] = 0
+    place[2, 2, 3] = 3  # the agent in the blue doorway, facing west: the free cell in front
+    place[2, 2, :3] = (OBJECT_TO_IDX["key"], COLOR_TO_IDX["yellow"], 0)
+    place[3, 2, :3] = (OBJECT_TO_IDX["empty"], 0, 0)
+    [(probs, info)] = teacher.act([place], missions=[mission])
+    assert probs[DROP] == 1
+
+
 @pytest.mark.parametrize("text, plan", [
     # a locked door whose key is in sight: fetch it, open the door
     ("Mission: go to the goal. Agent sees <yellow key>, <locked yellow door>, holds <nothing>.",
@@ -115,7 +147,7 @@ def test_suite_rules(text, plan):
     assert get_style("suite").parse_plan(plan).unknown_steps == 0
 
 
-SOME_ENVS = ["MiniGrid-BlockedUnlockPickup-v0", "MiniGrid-KeyCorridorS3R3-v0", "MiniGrid-GoToDoor-5x5-v0",
+SOME_ENVS = ["MiniGrid-BlockedUnlockPickup-v0", "MiniGrid-KeyCorridorS3R1-v0", "MiniGrid-KeyCorridorS3R3-v0", "MiniGrid-GoToDoor-5x5-v0",
              "MiniGrid-PutNear-6x6-N2-v0", "MiniGrid-RedBlueDoors-6x6-v0", "MiniGrid-MultiRoom-N2-S4-v0",
              "BabyAI-OpenDoor-v0", "BabyAI-KeyInBox-v0", "BabyAI-PickupLoc-v0"]
 

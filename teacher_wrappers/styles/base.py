@@ -8,7 +8,7 @@ import numpy as np
 
 from teacher_wrappers.describe import Description
 from teacher_wrappers.mission import Mission
-from teacher_wrappers.plans import PAPER_NAMES, ParsedPlan, parse_plan
+from teacher_wrappers.plans import BARE_STEPS, PAPER_NAMES, ParsedPlan, parse_plan
 from teacher_wrappers.skills import LEFT, PAPER_SKILLS, MapView
 
 
@@ -27,6 +27,7 @@ class TextStyle:
     uses_mission = False  # whether texts depend on the mission (suggestions are then kept per mission)
     skills: dict[str, Callable[..., int | None]] = PAPER_SKILLS  # step name -> skill(view, *cells) -> action
     names = PAPER_NAMES  # regex of the object names a plan step may name
+    bare_steps = BARE_STEPS  # skills a plan names without an object ("explore"); the others take one
     system_prompt = ""  # an LLM planner's instructions
     example: tuple[str, str] = ("", "")  # one worked (description, answer) pair shown before the question
     idle_action = LEFT  # when no plan has anything left to do and nothing is unseen: turn, never `done`
@@ -42,7 +43,7 @@ class TextStyle:
 
     def parse_plan(self, plan: str) -> ParsedPlan:
         """A plan's options; steps no skill of this style can carry out are skipped and counted."""
-        return parse_plan(plan, frozenset(self.skills), self.names)
+        return parse_plan(plan, frozenset(self.skills), self.names, frozenset(self.bare_steps))
 
     def admissible_plans(self, text: str) -> list[str]:
         """The plans a planner may choose from (LLMs score them by likelihood); "explore" first."""

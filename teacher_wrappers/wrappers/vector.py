@@ -108,7 +108,7 @@ class TeacherVectorWrapper(gym.vector.VectorWrapper):
 
 def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: Planner | str = "recorded",
                             planner_kwargs: dict | None = None, asynchronous: bool = False,
-                            workers: int | None = None, **vector_kwargs
+                            workers: int | None = None, text_style: TextStyle | str | None = None, **vector_kwargs
                             ) -> TeacherVectorWrapper | TeacherWorkersVectorEnv:
     """A vector env of `env_fns` whose observations carry obs["teacher_probs"].
 
@@ -118,19 +118,22 @@ def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: P
     Otherwise one teacher in this process answers all sub-envs with one batched planner call per
     step (TeacherVectorWrapper), so an LLM sees batches and its answers are asked for once.
     Asynchronous sub-envs are spread over `workers` processes (default: one per usable core; see
-    teacher_wrappers.vector.make_vector_env). `vector_kwargs` go to the vector env (e.g. autoreset_mode).
+    teacher_wrappers.vector.make_vector_env). `text_style` as TeacherWrapper's (default: the task's).
+    `vector_kwargs` go to the vector env (e.g. autoreset_mode).
     """
     if not asynchronous:
         return TeacherVectorWrapper(gym.vector.SyncVectorEnv(list(env_fns), **vector_kwargs), planner=planner,
-                                    planner_kwargs=planner_kwargs)
+                                    planner_kwargs=planner_kwargs, text_style=text_style)
     probe = env_fns[0]()  # the task's text style and recorded table, for the teacher here
     try:
-        teacher = teacher_for(probe.unwrapped, planner, planner_kwargs)
+        teacher = teacher_for(probe.unwrapped, planner, planner_kwargs, text_style)
     finally:
         probe.close()
     if teacher.planner.live:  # an LLM: one batched query per step, here
-        return TeacherVectorWrapper(make_vector_env(env_fns, True, workers, **vector_kwargs), planner=teacher.planner)
+        return TeacherVectorWrapper(make_vector_env(env_fns, True, workers, **vector_kwargs), planner=teacher.planner,
+                                    text_style=text_style)
     planner_arg = planner if isinstance(planner, str) else teacher.planner
-    wrap = functools.partial(TeacherVectorWrapper, planner=planner_arg, planner_kwargs=planner_kwargs)
+    wrap = functools.partial(TeacherVectorWrapper, planner=planner_arg, planner_kwargs=planner_kwargs,
+                             text_style=text_style)
     return TeacherWorkersVectorEnv(GroupedAsyncVectorEnv(env_fns, workers=workers, wrap_group=wrap, **vector_kwargs),
                                    teacher)
