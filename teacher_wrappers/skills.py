@@ -361,4 +361,3 @@ def done(view: MapView, targets: set[Cell]) -> int | None:
 # Skills by the step names of plans; a skill with two objects ("put near") takes a set of cells for each.
 PAPER_SKILLS = {"explore": explore, "go to": go_to, "pick up": pick_up, "drop": drop, "open": open_door}
 SUITE_SKILLS = {**PAPER_SKILLS, "drop": drop_aside, "open": open_door_or_box, "put near": put_near, "done": done}
-SKILL_FUNCTIONS = PAPER_SKILLS  # the name the paper tasks' skills had

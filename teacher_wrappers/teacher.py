@@ -85,6 +85,7 @@ class Teacher:
 
     def __init__(self, planner: Planner | str = "recorded", text_style: TextStyle | str = "plain", **planner_kwargs):
         self.style = get_style(text_style)
+        self._uses_mission = self.style.uses_mission
         self.planner = make_planner(planner, **planner_kwargs) if isinstance(planner, str) else planner
         # The action when no plan has anything left to do and nothing unseen is in reach: the style's
         # (the paper's `done`, a no-op on its tasks); wrappers set LEFT (turn, look around) on other envs,
@@ -117,7 +118,7 @@ class Teacher:
         heading) on each map) are for callers that already have them.
         """
         keys = [memory_map.tobytes() for memory_map in memory_maps] if keys is None else keys
-        if self.style.uses_mission:
+        if self._uses_mission:
             missions = [NO_MISSION] * len(keys) if missions is None else missions
             memo_keys = list(zip(keys, missions))
         else:
@@ -133,14 +134,15 @@ class Teacher:
     def act_one(self, memory_map: np.ndarray, visits: int, key: bytes, state=None,
                 mission: Mission | None = None) -> tuple[np.ndarray, dict]:
         """`act` for one map whose `tobytes()` is `key`: the single-env wrapper's per-step call."""
-        memo_key = (key, mission or NO_MISSION) if self.style.uses_mission else key
+        memo_key = (key, mission or NO_MISSION) if self._uses_mission else key
         suggestion = self.suggestion_memo.get(memo_key)
-        live = _NONE
-        if suggestion is None:
-            found = [None]
-            live = self._suggest_new([memory_map], [key], [memo_key], [0], found, None if state is None else [state],
-                                     [mission or NO_MISSION])
-            suggestion = found[0]
+        if suggestion is not None:  # most steps
+            return self._respond(suggestion, memory_map, visits, _NONE)
+        mission = mission or NO_MISSION
+        cells, state, description = self._situation(memory_map, key, state, mission)
+        live = _NONE if description.text in self.memo else self._ask((description.text,))
+        suggestion = self._new_suggestion(memory_map, memo_key, cells, state, description, self.memo[description.text],
+                                          mission)
         return self._respond(suggestion, memory_map, visits, live)
 
     def _respond(self, suggestion: Suggestion, memory_map: np.ndarray, visits: int | None,
@@ -167,23 +169,27 @@ class Teacher:
                      missions=None) -> frozenset:
         """Fill in the suggestions of maps not seen before, with one planner call for their new texts;
         returns the texts a live LLM had to answer."""
-        style = self.style
         news = []
         for i in missing:
-            state = agent_state(memory_maps[i]) if states is None else states[i]
             mission = NO_MISSION if missions is None else missions[i]
-            cells = cells_key_of(memory_maps[i], state[0], keys[i])
-            if style.uses_mission:
-                cells = (cells, mission)
-            news.append((i, state, mission, cells, self._described(memory_maps[i], cells, state[0], mission)))
+            news.append((i, mission, *self._situation(memory_maps[i], keys[i], None if states is None else states[i],
+                                                      mission)))
         live = self._ask([description.text for *_, description in news])
-        for i, state, mission, cells, description in news:
+        for i, mission, cells, state, description in news:
             suggestion = self.suggestion_memo.get(memo_keys[i])  # a duplicate earlier in the batch
             if suggestion is None:
                 suggestion = self._new_suggestion(memory_maps[i], memo_keys[i], cells, state, description,
                                                   self.memo[description.text], mission)
             suggestions[i] = suggestion
         return live
+
+    def _situation(self, memory_map: np.ndarray, key: bytes, state, mission: Mission) -> tuple:
+        """(cells key, agent state, description) of a map not seen before: what its suggestion depends on."""
+        state = agent_state(memory_map) if state is None else state
+        cells = cells_key_of(memory_map, state[0], key)
+        if self._uses_mission:
+            cells = (cells, mission)
+        return cells, state, self._described(memory_map, cells, state[0], mission)
 
     def _ask(self, texts: Sequence[str]) -> frozenset:
         """Ask the planner, in one call, for the texts not in the memo; returns those a live LLM answered."""
