@@ -21,7 +21,7 @@ from pathlib import Path
 
 import tyro
 
-from benchmarks.files import write_text
+from teacher_wrappers.training import write_text
 from benchmarks.teacher_eval import RESULTS, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,25 +3,24 @@
     python -m benchmarks.render_gifs --runs benchmarks/runs/sweep --out benchmarks/results/gifs
 
 For every task it takes the ppo_teacher run with the best evaluation success under --runs, loads its
-final checkpoint, and plays the greedy policy on the first evaluation seeds it solves.
+final checkpoint, and plays the greedy policy on the first evaluation seeds it solves. The student sees what
+it saw in training (`teacher_wrappers.student`: the memory map, the mission on plain MiniGrid/BabyAI ids, the
+revisit count of a `--visits` run).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import gymnasium as gym
+import numpy as np
 import torch
 import tyro
 from PIL import Image
 
-import teacher_wrappers  # noqa: F401  (registers the tasks)
-from benchmarks.files import atomic_path
-
-ROOT = Path(__file__).resolve().parents[1]
+from teacher_wrappers.student import Agent, student_env
+from teacher_wrappers.training import atomic_path
 
 
 @dataclass
@@ -38,14 +37,6 @@ class Args:
     """pixels per grid cell"""
 
 
-def load_agent_class():
-    """The Agent network from the algorithm script (single-file scripts are not a package)."""
-    spec = importlib.util.spec_from_file_location("ppo_teacher_script", ROOT / "algorithms" / "ppo_teacher.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.Agent
-
-
 def best_runs(runs: Path, method: str) -> dict[str, Path]:
     best: dict[str, tuple[float, Path]] = {}
     for path in runs.rglob("summary.json"):
@@ -58,8 +49,20 @@ def best_runs(runs: Path, method: str) -> dict[str, Path]:
     return {env_id: run for env_id, (_, run) in best.items()}
 
 
-def play(agent, env_id: str, episodes: int, first_seed: int, tile_size: int) -> list[Image.Image]:
-    env = gym.make(env_id, render_mode="rgb_array", tile_size=tile_size)
+def load_student(run: Path) -> tuple[Agent, dict]:
+    """The trained network of a run's final checkpoint, and the run's settings."""
+    state = torch.load(run / "checkpoints/latest.pt", weights_only=False, map_location="cpu")
+    settings = state["args"]
+    env = student_env(settings["env_id"], settings.get("visits", False))
+    agent = Agent.for_space(env.observation_space, int(env.action_space.n), q_head="q.weight" in state["agent"])
+    env.close()
+    agent.load_state_dict(state["agent"])
+    return agent.eval(), settings
+
+
+def play(agent: Agent, env_id: str, episodes: int, first_seed: int, tile_size: int,
+         visits: bool = False) -> list[Image.Image]:
+    env = student_env(env_id, visits, render_mode="rgb_array", tile_size=tile_size)
     frames: list[Image.Image] = []
     solved, seed = 0, first_seed
     while solved < episodes and seed < first_seed + 50:
@@ -67,9 +70,8 @@ def play(agent, env_id: str, episodes: int, first_seed: int, tile_size: int) -> 
         episode = [Image.fromarray(env.render())]
         done, reward = False, 0.0
         while not done:
-            with torch.no_grad():
-                logits = agent.actor(agent.features(torch.as_tensor(obs["image"][None])))
-            obs, reward, terminated, truncated, _ = env.step(int(logits.argmax()))
+            action = agent.act({key: np.asarray(value)[None] for key, value in obs.items()})[0]
+            obs, reward, terminated, truncated, _ = env.step(int(action))
             episode.append(Image.fromarray(env.render()))
             done = terminated or truncated
         if reward > 0:
@@ -81,17 +83,12 @@ def play(agent, env_id: str, episodes: int, first_seed: int, tile_size: int) -> 
 
 
 def main(args: Args) -> list[Path]:
-    agent_class = load_agent_class()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for env_id, run in sorted(best_runs(Path(args.runs), args.method).items()):
-        state = torch.load(run / "checkpoints/latest.pt", weights_only=False)
-        probe = gym.make(env_id)
-        agent = agent_class(probe.observation_space["image"].shape, int(probe.action_space.n))
-        agent.load_state_dict(state["agent"])
-        agent.eval()
-        frames = play(agent, env_id, args.episodes, state["args"]["eval_seed"], args.tile_size)
+        agent, settings = load_student(run)
+        frames = play(agent, env_id, args.episodes, settings["eval_seed"], args.tile_size, settings.get("visits", False))
         if not frames:
             print(f"{env_id}: the student of {run} solved no episode; no GIF")
             continue

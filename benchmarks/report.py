@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import tyro  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from benchmarks.files import atomic_path, write_text  # noqa: E402
+from teacher_wrappers.training import atomic_path, write_text  # noqa: E402
 
 
 @dataclass

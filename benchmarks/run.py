@@ -46,7 +46,7 @@ from typing import Literal
 
 import tyro
 
-from benchmarks.files import write_text
+from teacher_wrappers.training import write_text
 from benchmarks.teacher_eval import env_id, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]

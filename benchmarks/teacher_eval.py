@@ -22,7 +22,7 @@ import tyro
 from tqdm import tqdm
 
 import teacher_wrappers
-from benchmarks.files import write_text
+from teacher_wrappers.training import write_text
 from teacher_wrappers import TeacherWrapper
 
 RESULTS = Path(__file__).parent / "results"

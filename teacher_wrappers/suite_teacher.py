@@ -125,13 +125,16 @@ class SuiteTeacher(Teacher):
     def _new_suggestion(self, memory_map, memo_key, cells, state, description: Description,
                         plans: PlanDistribution) -> Suggestion:
         view = self._view(memory_map, cells, state)
-        probs, plan, option = self._suite_soft_action(view, description.objects, plans)
-        suggestion = Suggestion(probs, plan, option, description.text, (cells, state))
+        tally = [0, 0]
+        probs, plan, option = self._suite_soft_action(view, description.objects, plans, tally)
+        suggestion = Suggestion(probs, plan, option, description.text, (cells, state), *tally)
         self._bound(self.suggestion_memo)[memo_key] = suggestion
         return suggestion
 
     def _respond(self, memory_map, suggestion: Suggestion, hit: bool, visits: int | None) -> tuple[np.ndarray, dict]:
         info = {"text": suggestion.text, "plan": suggestion.plan, "option": suggestion.option, "cache_hit": hit}
+        self.stats.fallbacks += suggestion.fallbacks
+        self.stats.unresolved_targets += suggestion.unresolved
         if visits is None or visits < LOOP_LIMIT:
             return suggestion.probs.copy(), info
         if suggestion.loosened is None:
@@ -160,36 +163,36 @@ class SuiteTeacher(Teacher):
         candidates[[LEFT, RIGHT] if action is None else action] = True
         return (0.5 * probs + 0.5 * candidates / candidates.sum()).astype(np.float32)
 
-    def _suite_soft_action(self, view: SuiteMapView, objects: dict, plans: PlanDistribution):
+    def _suite_soft_action(self, view: SuiteMapView, objects: dict, plans: PlanDistribution, tally):
         probs = np.zeros(N_ACTIONS, dtype=np.float32)
         memo: dict = {}
         top_plan, top_option, top_prob = "", "", -1.0
         for plan, prob in plans or [("", 1.0)]:
-            option, action = self._suite_first_action(view, objects, parse_suite_plan(plan).options, memo)
+            option, action = self._suite_first_action(view, objects, parse_suite_plan(plan).options, memo, tally)
             probs[action] += prob
             if prob > top_prob:
                 top_plan, top_option, top_prob = plan, str(option), prob
         return probs / probs.sum(), top_plan, top_option
 
-    def _suite_first_action(self, view: SuiteMapView, objects: dict, options, memo) -> tuple[SuiteOption, int]:
+    def _suite_first_action(self, view: SuiteMapView, objects: dict, options, memo, tally) -> tuple[SuiteOption, int]:
         for option in options:
             if option not in memo:
-                memo[option] = self._suite_option_action(view, objects, option)
+                memo[option] = self._suite_option_action(view, objects, option, tally)
             if memo[option] is not None:
                 return option, memo[option]
-        self.stats.fallbacks += 1
+        tally[1] += 1
         if EXPLORE not in memo:
             memo[EXPLORE] = explore(view, set())
         # Nothing left to do and nothing unseen within reach: turn (never `done`, which may end the episode).
         return EXPLORE, self.idle_action if memo[EXPLORE] is None else memo[EXPLORE]
 
-    def _suite_option_action(self, view: SuiteMapView, objects: dict, option: SuiteOption) -> int | None:
+    def _suite_option_action(self, view: SuiteMapView, objects: dict, option: SuiteOption, tally) -> int | None:
         targets = []
         for name in (option.target, option.target2):
             if name is None:
                 continue
             if name not in objects:
-                self.stats.unresolved_targets += 1
+                tally[0] += 1
                 return None
             targets.append(set(objects[name]))
         if option.skill == "put near":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -35,9 +35,28 @@ class TeacherStats:
     llm_calls: int = 0  # texts a live LLM had to answer (the teacher's memo and the answer cache missed)
     planner_seconds: float = 0.0  # time spent in the planner (the LLM) alone
     unparsed_steps: int = 0  # plan steps no skill can carry out, summed over the answers received
-    unresolved_targets: int = 0  # options naming an object the agent has not seen
-    fallbacks: int = 0  # plans with no option left to act on, where the teacher explored instead
+    unresolved_targets: int = 0  # options naming an object the agent has not seen, summed over the steps
+    fallbacks: int = 0  # plans with no option left to act on (the teacher explored instead), summed over the steps
     loop_breaks: int = 0  # steps in a state revisited LOOP_LIMIT times, where the suggestion was loosened
+
+    def __add__(self, other: TeacherStats) -> TeacherStats:
+        return TeacherStats(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    @classmethod
+    def of(cls, counters: dict) -> TeacherStats:
+        """The counters of a `summary()` or `asdict()` (other keys are ignored); a clear error if one is missing."""
+        missing = [f.name for f in fields(cls) if f.name not in counters]
+        if missing:
+            raise ValueError(f"teacher counters lack {', '.join(missing)}")
+        return cls(**{f.name: counters[f.name] for f in fields(cls)})
+
+    def summary(self) -> dict:
+        """Counters plus derived rates, for logs and benchmark reports."""
+        stats = asdict(self)
+        stats["queries_per_1000_steps"] = 1000 * self.queries / max(self.steps, 1)
+        stats["llm_calls_per_1000_steps"] = 1000 * self.llm_calls / max(self.steps, 1)
+        stats["seconds_per_query"] = self.planner_seconds / max(self.queries, 1)
+        return stats
 
 
 @dataclass(slots=True)
@@ -47,6 +66,8 @@ class Suggestion:
     option: str  # the option that acts in the most probable plan
     text: str  # the description the plans answer
     view: tuple  # (cells key, agent state) of the map, to rebuild its MapView for a loop break
+    unresolved: int = 0  # options naming an object not on the map, counted at every step in this state
+    fallbacks: int = 0  # plans with nothing left to do, counted at every step in this state
     loosened: np.ndarray | None = None  # the probabilities used in a loop, computed when first needed
 
 
@@ -125,9 +146,13 @@ class Teacher:
                     hits[i] = False
                     self.stats.cache_hits -= 1
         results = []
+        stats = self.stats
         for i, (suggestion, memory_map) in enumerate(zip(suggestions, memory_maps)):
             info = {"text": suggestion.text, "plan": suggestion.plan, "option": suggestion.option,
                     "cache_hit": hits[i]}
+            if suggestion.fallbacks or suggestion.unresolved:
+                stats.fallbacks += suggestion.fallbacks
+                stats.unresolved_targets += suggestion.unresolved
             probs = suggestion.probs
             if visits is not None and visits[i] >= LOOP_LIMIT:
                 probs = self._loosened(suggestion, memory_map)
@@ -146,6 +171,9 @@ class Teacher:
             hit = not self.unknown or suggestion.text not in self.unknown
             self.stats.cache_hits += hit
         self.stats.steps += 1
+        if suggestion.fallbacks or suggestion.unresolved:
+            self.stats.fallbacks += suggestion.fallbacks
+            self.stats.unresolved_targets += suggestion.unresolved
         info = {"text": suggestion.text, "plan": suggestion.plan, "option": suggestion.option, "cache_hit": hit}
         if visits < LOOP_LIMIT:
             return suggestion.probs.copy(), info
@@ -181,7 +209,9 @@ class Teacher:
     def _new_suggestion(self, memory_map, key: bytes, cells_key, state, description: Description,
                         plans: PlanDistribution) -> Suggestion:
         view = MapView(memory_map, self.field_cache, cells_key, state)
-        suggestion = Suggestion(*self._soft_action(view, description, plans), description.text, (cells_key, state))
+        tally = [0, 0]  # unresolved targets, fallbacks
+        probs, plan, option = self._soft_action(view, description, plans, tally)
+        suggestion = Suggestion(probs, plan, option, description.text, (cells_key, state), *tally)
         self._bound(self.suggestion_memo)[key] = suggestion
         return suggestion
 
@@ -225,17 +255,17 @@ class Teacher:
             memo.clear()
         return memo
 
-    def _soft_action(self, view: MapView, description: Description, plans: PlanDistribution):
+    def _soft_action(self, view: MapView, description: Description, plans: PlanDistribution, tally: list[int]):
         probs = [0.0] * N_ACTIONS  # Python floats: a handful of additions, cheaper than NumPy's
         memo: dict[Option, int | None] = {}
         top_plan, top_option, top_prob = "", "", -1.0
         for plan, prob, steps in self._program(description, plans):
-            option, action = self._first_action(view, steps, memo)
+            option, action = self._first_action(view, steps, memo, tally)
             probs[action] += prob
             if prob > top_prob:
                 top_plan, top_option, top_prob = plan, str(option), prob
         if not plans:
-            option, action = self._first_action(view, (), memo)
+            option, action = self._first_action(view, (), memo, tally)
             probs[action], top_option = 1.0, str(option)
         total = sum(probs)
         return np.array([p / total for p in probs], dtype=np.float32), top_plan, top_option
@@ -255,26 +285,47 @@ class Teacher:
             program = self._bound(self.program_memo, 5_000)[key] = (description, plans, steps)
         return program[2]
 
-    def _first_action(self, view: MapView, steps, memo) -> tuple[Option, int]:
+    def _first_action(self, view: MapView, steps, memo, tally: list[int]) -> tuple[Option, int]:
+        """The first option of a plan with something to do, and its action; `tally` counts the options
+        whose target is not on the map and the plans with nothing left to do."""
         for option, skill, targets in steps:
             if option not in memo:
                 if targets is None:
-                    self.stats.unresolved_targets += 1
+                    tally[0] += 1
                     memo[option] = None
                 else:
                     memo[option] = skill(view, targets)
             if memo[option] is not None:
                 return option, memo[option]
-        self.stats.fallbacks += 1
+        tally[1] += 1
         if EXPLORE not in memo:
             memo[EXPLORE] = SKILL_FUNCTIONS[EXPLORE.skill](view, frozenset())
         return EXPLORE, self.idle_action if memo[EXPLORE] is None else memo[EXPLORE]
 
     def summary(self) -> dict:
         """Counters plus derived rates, for logs and benchmark reports."""
-        stats = asdict(self.stats)
-        stats["queries_per_1000_steps"] = 1000 * self.stats.queries / max(self.stats.steps, 1)
-        stats["llm_calls_per_1000_steps"] = 1000 * self.stats.llm_calls / max(self.stats.steps, 1)
-        stats["seconds_per_query"] = self.stats.planner_seconds / max(self.stats.queries, 1)
-        stats["planner"] = self.planner.name
-        return stats
+        return {**self.stats.summary(), "planner": self.planner.name}
+
+    def state_dict(self) -> dict:
+        """Everything later suggestions and counters depend on, as plain picklable data (to checkpoint a
+        run): the counters, the planner's answers, the texts it did not know and the planner's own state.
+
+        The other memos are caches of pure functions of the map and the answers: they are rebuilt.
+        """
+        return {"text_style": self.text_style, "stats": asdict(self.stats),
+                "memo": {text: [tuple(pair) for pair in answer] for text, answer in self.memo.items()},
+                "unknown": sorted(self.unknown), "planner": self.planner.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from `state_dict()`: this teacher then suggests and counts as the saved one would."""
+        if not isinstance(state, dict) or not {"stats", "memo", "unknown", "planner"} <= set(state):
+            raise ValueError("not a teacher state: expected the dict of Teacher.state_dict()")
+        if state.get("text_style") != self.text_style:
+            raise ValueError(f"the teacher state is of text style {state.get('text_style')!r}, this teacher's "
+                             f"is {self.text_style!r}: its answers are for other texts")
+        self.stats = TeacherStats.of(state["stats"])
+        self.memo = {text: [tuple(pair) for pair in answer] for text, answer in state["memo"].items()}
+        self.unknown = set(state["unknown"])
+        self.planner.load_state_dict(state["planner"])
+        self.suggestion_memo.clear()  # suggestions were worked out from the answers replaced here
+        self.program_memo.clear()

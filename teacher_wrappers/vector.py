@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -75,6 +76,11 @@ def _serve(envs: gym.vector.SyncVectorEnv, command: str, data: Any) -> Any:
     if command == "group_setattr":
         name, value = data
         return setattr(envs, name, value)
+    if command == "envs_state":  # the sub-envs themselves, to continue exactly after a checkpoint
+        return pickle.dumps(envs.unwrapped.envs)
+    if command == "load_envs_state":
+        envs.unwrapped.envs = pickle.loads(data)
+        return None
     raise ValueError(f"unknown command {command!r}")
 
 
@@ -164,6 +170,16 @@ class GroupedAsyncVectorEnv(gym.vector.VectorEnv):
     def set_group_attr(self, name: str, value: Any) -> None:
         self._ask_all("group_setattr", [(name, value)] * len(self.groups))
 
+    def envs_state(self) -> list[bytes]:
+        """The sub-envs of every worker, pickled (for checkpoints; `load_envs_state` puts them back)."""
+        return self._ask_all("envs_state", [None] * len(self.groups))
+
+    def load_envs_state(self, state: Sequence[bytes]) -> None:
+        if len(state) != len(self.groups):
+            raise ValueError(f"the saved sub-envs come from {len(state)} worker processes, this vector env has "
+                             f"{len(self.groups)} (--async-envs uses one per usable core)")
+        self._ask_all("load_envs_state", list(state))
+
     def worker_cpu_times(self) -> list[float]:
         """Each worker process's CPU seconds so far (for benchmarks: differences between two calls)."""
         return self._ask_all("cpu_time", [None] * len(self.groups))
@@ -212,12 +228,9 @@ def _merge_infos(infos: Sequence[dict], sizes: Sequence[int]) -> dict:
 
 def make_vector_env(env_fns: Sequence[Callable[[], gym.Env]], asynchronous: bool = False,
                     workers: int | None = None, **vector_kwargs) -> gym.vector.VectorEnv:
-    """SyncVectorEnv, or with `asynchronous` the sub-envs spread over `workers` processes (default:
-    one per usable core, never more than the sub-envs): GroupedAsyncVectorEnv when that puts several
-    sub-envs in a process, else Gymnasium's AsyncVectorEnv."""
+    """SyncVectorEnv, or with `asynchronous` a GroupedAsyncVectorEnv: the sub-envs spread over `workers`
+    processes (default: one per usable core, never more than the sub-envs), whose state a checkpoint can
+    save."""
     if not asynchronous:
         return gym.vector.SyncVectorEnv(list(env_fns), **vector_kwargs)
-    workers = min(len(env_fns), workers or usable_cores())
-    if workers == len(env_fns):
-        return gym.vector.AsyncVectorEnv(list(env_fns), **vector_kwargs)
     return GroupedAsyncVectorEnv(env_fns, workers=workers, **vector_kwargs)

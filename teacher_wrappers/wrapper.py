@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import asdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ from teacher_wrappers.mission import Mission, decode, start_mission
 from teacher_wrappers.planners import Planner
 from teacher_wrappers.suite_teacher import SuiteTeacher
 from teacher_wrappers.skills import LEFT
-from teacher_wrappers.teacher import Teacher
+from teacher_wrappers.teacher import Teacher, TeacherStats
 from teacher_wrappers.vector import GroupedAsyncVectorEnv, make_vector_env
 
 
@@ -128,8 +129,25 @@ class TeacherWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def teacher_stats(self) -> dict:
         return self.teacher.summary()
 
+    def teacher_state_dict(self) -> dict:
+        """The teacher's state (`Teacher.state_dict`) and this episode's visit counts and mission (they shape
+        the suggestions), plus the memory map where the wrapper keeps its own: save them to resume."""
+        state = {"teacher": self.teacher.state_dict(), "visits": dict(self._visits), "mission": self._mission}
+        if self._own_memory:
+            memory = self._memory
+            state["memory"] = (memory.cells.copy(), memory.agent_pos, memory.agent_dir, memory.carrying.copy())
+        return state
+
+    def load_teacher_state_dict(self, state: dict) -> None:
+        """Continue from `teacher_state_dict()`, on an env in the state it was in then."""
+        self.teacher.load_state_dict(state["teacher"])
+        self._visits, self._mission = dict(state["visits"]), state["mission"]
+        if self._own_memory and "memory" in state:
+            cells, self._memory.agent_pos, self._memory.agent_dir, carrying = state["memory"]
+            self._memory.cells[:], self._memory.carrying = cells, carrying.copy()
+
     def visits_state(self) -> dict[bytes, int]:
-        """Visit counts of this episode (they shape the suggestions: save them to resume)."""
+        """This episode's visit counts (older name; `teacher_state_dict()` holds them with the teacher's state)."""
         return dict(self._visits)
 
     def restore_visits(self, visits: dict[bytes, int]) -> None:
@@ -202,12 +220,30 @@ class TeacherVectorWrapper(gym.vector.VectorWrapper):
     def teacher_stats(self) -> dict:
         return self.teacher.summary()
 
+    def teacher_state_dict(self) -> dict:
+        """The teacher's state (`Teacher.state_dict`) and each sub-env's visit counts of its episode (they
+        shape the suggestions): save them to resume."""
+        return {"teacher": self.teacher.state_dict(), "visits": [dict(visits) for visits in self._visits]}
+
+    def load_teacher_state_dict(self, state: dict) -> None:
+        """Continue from `teacher_state_dict()`, on sub-envs in the state they were in then."""
+        _check_visits(state["visits"], self.num_envs)
+        self.teacher.load_state_dict(state["teacher"])
+        self._visits = [dict(visits) for visits in state["visits"]]
+
     def visits_state(self) -> list[dict[bytes, int]]:
-        """Per-sub-env visit counts of this episode (they shape the suggestions: save them to resume)."""
+        """Each sub-env's visit counts (older name; `teacher_state_dict()` holds them with the teacher's state)."""
         return [dict(visits) for visits in self._visits]
 
     def restore_visits(self, visits: list[dict[bytes, int]]) -> None:
+        _check_visits(visits, self.num_envs)
         self._visits = [dict(v) for v in visits]
+
+
+def _check_visits(visits: list, num_envs: int) -> None:
+    if len(visits) != num_envs:
+        raise ValueError(f"the teacher state holds visit counts of {len(visits)} sub-envs, this vector env has "
+                         f"{num_envs}")
 
 
 def _task_info(env: gym.vector.VectorEnv, text_style: str | None, task: str | None,
@@ -222,11 +258,6 @@ def _task_info(env: gym.vector.VectorEnv, text_style: str | None, task: str | No
     return text_style or default_text_style(styles[0], planner), task or tables[0], styles[0] is not None
 
 
-# Counters of Teacher.summary() that add up over teachers (the rates are recomputed from them).
-_SUMMED_STATS = ("steps", "queries", "cache_hits", "unknown_texts", "llm_calls", "planner_seconds",
-                 "unparsed_steps", "unresolved_targets", "fallbacks", "loop_breaks")
-
-
 class TeacherWorkersVectorEnv(gym.vector.VectorWrapper):
     """Sub-envs in worker processes, each worker with its own TeacherVectorWrapper over its sub-envs.
 
@@ -234,9 +265,10 @@ class TeacherWorkersVectorEnv(gym.vector.VectorWrapper):
     instead of running for every sub-env in the main process, and each worker asks its teacher once
     per step for its whole group, after stepping it (as TeacherVectorWrapper does here). Offers what
     the training scripts use of TeacherVectorWrapper: `teacher_enabled`, `teacher_stats()` (summed
-    over the workers' teachers), `visits_state()` / `restore_visits()`, and `teacher`, a teacher in the
-    main process with the same planner (for its attributes and for teacher-alone episodes; it does not
-    act for the sub-envs).
+    over the workers' teachers), `teacher_state_dict()` / `load_teacher_state_dict()` (the workers'
+    teachers and visit counts, and the main process's teacher), and `teacher`, a teacher in the main
+    process with the same planner (for its attributes and for teacher-alone episodes; it does not act for
+    the sub-envs).
     """
 
     def __init__(self, env: GroupedAsyncVectorEnv, teacher: Teacher):
@@ -255,20 +287,43 @@ class TeacherWorkersVectorEnv(gym.vector.VectorWrapper):
             self._enabled = bool(enabled)
 
     def teacher_stats(self) -> dict:
+        """The counters of the workers' teachers, summed (the rates worked out from the sums)."""
         summaries = self.env.call_groups("teacher_stats")
-        stats = {name: sum(summary[name] for summary in summaries) for name in _SUMMED_STATS}
-        steps = max(stats["steps"], 1)
-        stats["queries_per_1000_steps"] = 1000 * stats["queries"] / steps
-        stats["llm_calls_per_1000_steps"] = 1000 * stats["llm_calls"] / steps
-        stats["seconds_per_query"] = stats["planner_seconds"] / max(stats["queries"], 1)
-        stats["planner"] = summaries[0]["planner"]
-        stats["teachers"] = len(summaries)
-        return stats
+        total = sum((TeacherStats.of(summary) for summary in summaries), TeacherStats())
+        return {**total.summary(), "planner": summaries[0]["planner"], "teachers": len(summaries)}
+
+    def teacher_state_dict(self) -> dict:
+        """Each worker's teacher state, each sub-env's visit counts and the main process's teacher state."""
+        states = self.env.call_groups("teacher_state_dict")
+        return {"teacher": self.teacher.state_dict(), "workers": [state["teacher"] for state in states],
+                "visits": [visits for state in states for visits in state["visits"]]}
+
+    def load_teacher_state_dict(self, state: dict) -> None:
+        """Continue from `teacher_state_dict()`, on sub-envs in the state they were in then.
+
+        A state saved with as many workers continues exactly; one saved with another number of workers
+        (another machine) gives the first worker the summed counters and every worker all the answers.
+        """
+        _check_visits(state["visits"], self.num_envs)
+        workers = state["workers"]
+        if len(workers) != len(self.env.groups):
+            merged = {**workers[0], "stats": asdict(sum((TeacherStats.of(w["stats"]) for w in workers), TeacherStats())),
+                      "memo": {text: answer for w in workers for text, answer in w["memo"].items()},
+                      "unknown": sorted({text for w in workers for text in w["unknown"]})}
+            merged["planner"] = {**workers[0]["planner"], "queries": sum(w["planner"]["queries"] for w in workers)}
+            idle = {**merged, "stats": asdict(TeacherStats()), "planner": {**merged["planner"], "queries": 0}}
+            workers = [merged] + [idle] * (len(self.env.groups) - 1)
+        self.teacher.load_state_dict(state["teacher"])
+        self.env.call_groups("load_teacher_state_dict", [
+            ({"teacher": teacher, "visits": [state["visits"][i] for i in group]},)
+            for teacher, group in zip(workers, self.env.groups)])
 
     def visits_state(self) -> list[dict[bytes, int]]:
+        """Each sub-env's visit counts (older name; `teacher_state_dict()` holds them with the teachers' states)."""
         return [visits for group in self.env.call_groups("visits_state") for visits in group]
 
     def restore_visits(self, visits: list[dict[bytes, int]]) -> None:
+        _check_visits(visits, self.num_envs)
         self.env.call_groups("restore_visits", [([visits[i] for i in group],) for group in self.env.groups])
 
 

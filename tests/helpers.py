@@ -51,15 +51,3 @@ def run_teacher(env, episodes: int, seed: int = 0, on_step=None, on_episode_end=
             on_episode_end(env)
         successes += reward > 0
     return successes / episodes
-
-
-def load_script(name: str):
-    """An algorithm script (algorithms/<name>.py) imported as a module: its functions without running it."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "algorithms" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_script", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script

@@ -1,4 +1,4 @@
-"""The scripts' vectorised evaluation: same episodes as one-at-a-time play, and Ctrl-C stops it."""
+"""The vectorised evaluation (teacher_wrappers.training): same episodes as one-at-a-time play, and Ctrl-C stops it."""
 
 import json
 import os
@@ -11,14 +11,12 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from helpers import load_script
 
 import teacher_wrappers  # noqa: F401  (registers the tasks)
 from teacher_wrappers import TeacherWrapper
+from teacher_wrappers.training import play_episodes
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
 
 
 def make_teacher_env():
@@ -41,9 +39,7 @@ def one_at_a_time(seeds):
     return np.array(returns)
 
 
-@pytest.mark.parametrize("script", ["ppo", "ppo_teacher"])
-def test_vectorised_episodes_match_one_at_a_time_play(script):
-    play_episodes = load_script(script).play_episodes
+def test_vectorised_episodes_match_one_at_a_time_play():
     seeds = 500 + np.arange(7)
     # 3 sub-envs for 7 episodes: sub-envs restart on the next seed, and idle ones at the end
     returns = play_episodes([make_teacher_env] * 3, seeds, teacher_argmax)
@@ -52,7 +48,6 @@ def test_vectorised_episodes_match_one_at_a_time_play(script):
 
 
 def test_evaluation_stops_when_asked():
-    play_episodes = load_script("ppo").play_episodes
     calls = []
 
     def stop():
@@ -63,13 +58,10 @@ def test_evaluation_stops_when_asked():
         play_episodes([make_teacher_env] * 2, np.arange(50), teacher_argmax, stop)
 
 
-@pytest.mark.parametrize("script", ["ppo.py", "ppo_teacher.py"])
-def test_ctrl_c_during_the_final_evaluation_stops_it(tmp_path, script):
-    args = [sys.executable, str(ROOT / "algorithms" / script), "--total-timesteps", "256", "--num-envs", "4",
+def test_ctrl_c_during_the_final_evaluation_stops_it(tmp_path):
+    args = [sys.executable, str(ROOT / "algorithms/ppo_teacher.py"), "--total-timesteps", "256", "--num-envs", "4",
             "--num-steps", "32", "--eval-episodes", "100000", "--teacher-eval-episodes", "2", "--run-name", "e",
             "--no-progress"]
-    if script == "ppo.py":
-        args.remove("--teacher-eval-episodes"), args.remove("2")
     proc = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
     try:

@@ -51,12 +51,9 @@ def finished(tmp_path_factory):
 
 # -- command line ------------------------------------------------------------------------------------
 
+# the checks themselves are tested as units (test_training.py); these run them as a user meets them
 @pytest.mark.parametrize("script,args,message", [
     ("ppo.py", ["--total-timesteps", "0"], "--total-timesteps 0 is below one batch (--num-envs x --num-steps = 128)"),
-    ("ppo_teacher.py", ["--total-timesteps", "100"], "--total-timesteps 100 is below one batch"),
-    ("ppo.py", ["--total-timesteps", "512", "--num-envs", "0"], "--num-envs must be at least 1, got 0"),
-    ("ppo_teacher.py", ["--total-timesteps", "512", "--num-steps", "-1"], "--num-steps must be at least 1, got -1"),
-    ("ppo.py", ["--total-timesteps", "512", "--env-id", "CartPole-v1"], "CartPole-v1 is not a MiniGrid environment"),
     ("ppo_teacher.py", ["--total-timesteps", "512", "--env-id", "CartPole-v1"], "is not a MiniGrid environment"),
     ("ppo_teacher.py", ["--total-timesteps", "512", "--planner", "hf", "--model", "/nonexistent/model"],
      "model folder not found: /nonexistent/model"),
@@ -69,18 +66,10 @@ def test_bad_command_lines_get_one_line_errors(tmp_path, script, args, message):
 
 # -- checkpoints that cannot be read ----------------------------------------------------------------
 
-@pytest.mark.parametrize("damage", ["missing", "empty", "truncated", "random bytes", "a folder"])
-def test_unreadable_checkpoints_are_named(tmp_path, finished, damage):
+def test_unreadable_checkpoints_are_named(tmp_path, finished):  # every kind of damage: test_training.py
     path = tmp_path / "latest.pt"
     good = (finished / "runs/base/checkpoints/latest.pt").read_bytes()
-    if damage == "empty":
-        path.write_bytes(b"")
-    elif damage == "truncated":
-        path.write_bytes(good[: len(good) // 2])
-    elif damage == "random bytes":
-        path.write_bytes(os.urandom(4096))
-    elif damage == "a folder":
-        path.mkdir()
+    path.write_bytes(good[: len(good) // 2])
     line = one_line_error(run("ppo.py", "--total-timesteps", "384", "--resume", str(path), *TINY, cwd=tmp_path), 2)
     assert str(path) in line
     assert not (tmp_path / "runs").exists()
@@ -170,4 +159,4 @@ def test_a_planner_server_that_starts_failing_leaves_a_checkpoint(tmp_path):
     summary = json.loads((tmp_path / "runs/served/summary.json").read_text())
     assert summary["frames"] == 1280 and len(summary["learning_curve"]["frames"]) == 10
     # the teacher's counters went on from the checkpoint's, not from zero
-    assert summary["teacher_stats"]["steps"] == state["teacher_stats"]["steps"] + 1280 - state["global_step"]
+    assert summary["teacher_stats"]["steps"] == state["teacher"]["teacher"]["stats"]["steps"] + 1280 - state["global_step"]

@@ -6,15 +6,14 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-from helpers import load_script
 
 import teacher_wrappers  # noqa: F401  (registers the tasks)
+from teacher_wrappers.distillation import SuccessBuffer, distillation_target
 from teacher_wrappers.episodic import RevisitCount
+from teacher_wrappers.student import Agent, student_env, student_obs
 
 ROOT = Path(__file__).resolve().parents[1]
 DONE = 6  # MiniGrid's no-op on these tasks
-
-
 
 
 def test_revisit_count_counts_the_same_map_and_restarts_each_episode():
@@ -32,23 +31,22 @@ def test_revisit_count_counts_the_same_map_and_restarts_each_episode():
 
 
 def test_the_network_sees_the_revisit_count():
-    script = load_script("ppo")
-    env = script.make_env("TeacherWrappers/SimpleDoorKey-v0", 0, False, "", visits=True)()
+    env = student_env("TeacherWrappers/SimpleDoorKey-v0", visits=True)
     obs, _ = env.reset(seed=0)
-    first = script.student_obs(obs)
-    again = script.student_obs({**obs, "revisits": np.array([9], dtype=np.uint8)})
+    first = student_obs(obs)
+    again = student_obs({**obs, "revisits": np.array([9], dtype=np.uint8)})
     assert first.shape == (10, 10, 5) and (again[..., :4] == first[..., :4]).all()
     torch.manual_seed(0)
-    agent = script.Agent(first.shape, 7)
+    agent = Agent(first.shape, 7)
     with torch.no_grad():
         logits = agent.actor(agent.features(torch.as_tensor(np.stack([first, again]))))
     assert not torch.allclose(logits[0], logits[1])
-    blind = script.make_env("TeacherWrappers/SimpleDoorKey-v0", 0, False, "")()
-    assert script.student_obs(blind.reset(seed=0)[0]).shape == (10, 10, 4)
+    blind = student_env("TeacherWrappers/SimpleDoorKey-v0")
+    assert student_obs(blind.reset(seed=0)[0]).shape == (10, 10, 4)
 
 
 def test_success_buffer_keeps_the_newest_states():
-    buffer = load_script("ppo_teacher").SuccessBuffer(5, (2,), 3)
+    buffer = SuccessBuffer(5, (2,), 3)
     buffer.add(np.arange(8).repeat(2).reshape(8, 2).astype(np.uint8), np.eye(3, dtype=np.float32)[np.arange(8) % 3])
     assert buffer.size == 5
     assert sorted(buffer.obs[:, 0]) == [3, 4, 5, 6, 7]  # the oldest three went first
@@ -59,7 +57,7 @@ def test_success_buffer_keeps_the_newest_states():
 
 
 def test_q_filter_drops_suggestions_valued_below_the_students_choice():
-    target = load_script("ppo_teacher").distillation_target
+    target = distillation_target
     teacher = torch.tensor([[0.7, 0.3, 0.0], [1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])
     logits = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])  # the student's choices: 2, 2, 0
     q = torch.tensor([[0.1, 0.9, 0.8], [0.2, 0.5, 0.9], [0.5, 0.48, 0.0]])

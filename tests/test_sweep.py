@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import report, run
-from benchmarks.files import atomic_path, write_text
+from teacher_wrappers.training import atomic_path, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA = "--num-envs 2 --num-steps 64 --eval-episodes 2"

@@ -51,13 +51,14 @@ def test_teachers_in_workers_suggest_what_the_main_process_teacher_suggests(task
         workers.close()
 
 
-def test_switching_the_workers_teacher_off_and_restoring_visits():
+def test_switching_the_workers_teacher_off_and_restoring_its_state():
     envs = make_teacher_vector_env(env_fns("SimpleDoorKey", 2), planner="rules", asynchronous=True, workers=2,
                                    **SAME_STEP)
     try:
         obs, _ = envs.reset(seed=[0, 1])
         envs.step(np.array([0, 0]))
-        visits = envs.visits_state()
+        state = envs.teacher_state_dict()
+        visits = state["visits"]
         assert len(visits) == 2 and all(sum(counts.values()) == 2 for counts in visits)
         envs.teacher_enabled = False
         obs, *_ = envs.step(np.array([1, 1]))
@@ -65,8 +66,8 @@ def test_switching_the_workers_teacher_off_and_restoring_visits():
         envs.teacher_enabled = True
         obs, *_ = envs.step(np.array([0, 0]))
         assert np.allclose(obs["teacher_probs"].sum(axis=1), 1) and envs.teacher_stats()["steps"] == 6
-        envs.restore_visits([{b"x": 3}, {}])
-        assert envs.visits_state() == [{b"x": 3}, {}]
+        envs.load_teacher_state_dict({**state, "visits": [{b"x": 3}, {}]})
+        assert envs.teacher_state_dict()["visits"] == [{b"x": 3}, {}] and envs.teacher_stats()["steps"] == 4
     finally:
         envs.close()
 
@@ -78,7 +79,7 @@ class LiveRules(RulesPlanner):
 def test_live_planners_keep_one_batched_teacher_in_the_main_process():
     envs = make_teacher_vector_env(env_fns("SimpleDoorKey", 2), planner=LiveRules(), asynchronous=True, **SAME_STEP)
     try:
-        assert isinstance(envs, TeacherVectorWrapper) and isinstance(envs.env, gym.vector.AsyncVectorEnv)
+        assert isinstance(envs, TeacherVectorWrapper) and isinstance(envs.env, GroupedAsyncVectorEnv)
         obs, _ = envs.reset(seed=[0, 1])
         assert np.allclose(obs["teacher_probs"].sum(axis=1), 1) and envs.teacher.planner.queries >= 1
     finally:

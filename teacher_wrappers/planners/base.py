@@ -27,6 +27,14 @@ class Planner:
     def plan(self, texts: Sequence[str]) -> list[PlanDistribution]:
         raise NotImplementedError
 
+    def state_dict(self) -> dict:
+        """Counters and whatever else changes later answers, as plain data (part of the teacher's state).
+        Subclasses with more state extend both methods."""
+        return {"queries": self.queries}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.queries = state["queries"]
+
     def close(self) -> None:
         """Release servers, files or models; the default holds nothing."""
 

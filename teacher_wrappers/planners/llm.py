@@ -53,6 +53,15 @@ class LLMPlanner(Planner):
         return {"mode": "sample", "n": self.n, "temperature": self.temperature,
                 "max_new_tokens": self.max_new_tokens, "seed": self.seed}
 
+    def state_dict(self) -> dict:
+        # the mode too: a server that cannot score makes the planner sample from then on
+        return {**super().state_dict(), "mode": self.mode, "cache_hits": self.cache_hits,
+                "live_seconds": self.live_seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.mode, self.cache_hits, self.live_seconds = state["mode"], state["cache_hits"], state["live_seconds"]
+
     def plan(self, texts: Sequence[str]) -> list[PlanDistribution]:
         answers: dict[str, PlanDistribution] = {}
         for text in texts:

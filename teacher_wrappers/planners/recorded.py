@@ -101,6 +101,16 @@ class RecordedPlanner(Planner):
             fallback_answers = {text: [(FALLBACK_PLAN, 1.0)] for text in unknown}
         return [self.table[text] if text in self.table else fallback_answers[text] for text in texts]
 
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "fallbacks": self.fallbacks,
+                "fallback": None if self.fallback is None else self.fallback.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.fallbacks = state["fallbacks"]
+        if self.fallback is not None and state["fallback"] is not None:
+            self.fallback.load_state_dict(state["fallback"])
+
     def close(self) -> None:
         if self.fallback is not None:
             self.fallback.close()

@@ -1,0 +1,183 @@
+"""The student: what it observes and the network that acts on it.
+
+Both training scripts (`algorithms/ppo.py`, `algorithms/ppo_teacher.py`), the evaluation, the GIF renderer
+and the tests use this one definition, so that a trained checkpoint always meets the network and the
+observation it was trained with.
+
+The student sees the memory map of the whole grid (`MemoryMapObservation`); on plain MiniGrid and BabyAI
+ids also the mission (`obs["mission"]`), and with `visits=True` how often it has seen the current map
+this episode (`RevisitCount`). It never reads `obs["teacher_probs"]`: the teacher is for the loss only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.distributions.categorical import Categorical
+
+from teacher_wrappers.episodic import RevisitCount
+from teacher_wrappers.memory import MemoryMapObservation
+
+MISSION_FIELDS, MISSION_VALUES = 12, 16  # the mission vector's instruction fields, each a small index
+
+
+def student_env(env_id: str, visits: bool = False, **make_kwargs) -> gym.Env:
+    """`gym.make(env_id)` as the student observes it: the memory map (plain MiniGrid ids get one, with the
+    mission), plus the revisit count with `visits=True`."""
+    env = gym.make(env_id, **make_kwargs)
+    try:
+        env.get_wrapper_attr("memory_map")
+    except AttributeError:
+        env = MemoryMapObservation(env)  # plain MiniGrid envs: the student sees the memory map too
+    return RevisitCount(env) if visits else env
+
+
+def student_obs(obs: dict) -> np.ndarray:
+    """The network's input: the memory map, plus a fifth channel filled with the revisit count if observed,
+    plus one extra column x = width holding the mission vector (zero-padded) if observed (plain MiniGrid
+    and BabyAI envs), so that the rollout buffers keep one uint8 array per step. Single or batched."""
+    image = obs["image"]
+    if "revisits" in obs:
+        counts = np.broadcast_to(obs["revisits"][..., None, None, :], image.shape[:-1] + (1,))
+        image = np.concatenate([image, counts], axis=-1)
+    if "mission" in obs:
+        mission = np.asarray(obs["mission"], dtype=image.dtype)
+        column = np.zeros(image.shape[:-3] + (1,) + image.shape[-2:], dtype=image.dtype)
+        column.reshape(image.shape[:-3] + (-1,))[..., :mission.shape[-1]] = mission
+        image = np.concatenate([image, column], axis=-3)
+    return image
+
+
+def student_obs_shape(observation_space: gym.spaces.Dict) -> tuple[int, ...]:
+    """The shape of `student_obs` for one observation of this space."""
+    return student_obs({key: space.sample() for key, space in observation_space.spaces.items()}).shape
+
+
+def layer_init(layer: nn.Module, std: float = np.sqrt(2), bias_const: float = 0.0) -> nn.Module:
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+class Egocentric(nn.Module):
+    """Re-centres the memory map on the agent and turns it so that the agent faces up.
+
+    The student still sees the whole map; in its own frame "the key is two cells ahead" looks the
+    same wherever the agent stands, which makes navigation far quicker to learn. One gather
+    per batch: each heading has a precomputed table of offsets into the zero-padded (unseen) map.
+    """
+
+    DIRS = np.array([(1, 0), (0, 1), (-1, 0), (0, -1)])  # MiniGrid headings: east, south, west, north
+
+    def __init__(self, width: int, height: int):
+        super().__init__()
+        self.size = max(width, height)
+        self.padded_height = height + 2 * (self.size - 1)
+        span = np.arange(2 * self.size - 1) - (self.size - 1)
+        right_steps, back_steps = np.meshgrid(span, span, indexing="ij")  # output x: right, output y: back
+        tables = []
+        for forward in self.DIRS:
+            right = np.array((-forward[1], forward[0]))
+            dx = right_steps * right[0] - back_steps * forward[0]
+            dy = right_steps * right[1] - back_steps * forward[1]
+            tables.append((dx * self.padded_height + dy).ravel())
+        self.register_buffer("offsets", torch.tensor(np.stack(tables)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, width, height, channels = x.shape
+        pad = self.size - 1
+        agent_channel = x[..., 3].reshape(batch, -1)
+        position = agent_channel.argmax(1)  # channel 3 is non-zero only at the agent's cell
+        heading = agent_channel.gather(1, position[:, None]).squeeze(1).long() - 1
+        centre = (position // height + pad) * self.padded_height + position % height + pad
+        padded = F.pad(x, (0, 0, pad, pad + self.size - height, pad, pad + self.size - width)).reshape(batch, -1, channels)
+        index = (centre[:, None] + self.offsets[heading])[..., None].expand(-1, -1, channels)
+        side = 2 * self.size - 1
+        return padded.gather(1, index.long()).view(batch, side, side, channels)
+
+
+class Agent(nn.Module):
+    """A small CNN over the one-hot egocentric memory map (object, colour, state, heading per cell); the log of
+    the revisit count joins the CNN's features when the observation has it.
+
+    With `mission=True` the input carries the mission in an extra column (see `student_obs`): its
+    instruction fields (action, object type, colour, location word, per instruction) are one-hot
+    encoded, embedded and concatenated to the CNN features. (The start pose that location words refer
+    to is not used: it is in absolute coordinates, the CNN's view is egocentric.)
+    With `q_head=True` it also has a head Q(s, a) for every action (the Q-filter of `ppo_teacher.py`).
+    """
+
+    # MiniGrid has 11 object types, 6 colours, 3 door states; channel 3 holds heading + 1 (0: no agent).
+    SIZES = (11, 6, 3, 5)
+
+    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, mission: bool = False, q_head: bool = False):
+        super().__init__()
+        width, height, input_channels = obs_shape
+        self.counts = input_channels > len(self.SIZES)
+        self.mission = mission
+        if mission:
+            width -= 1  # the last column is the mission
+            self.mission_embedding = nn.Sequential(layer_init(nn.Linear(MISSION_FIELDS * MISSION_VALUES, 32)),
+                                                   nn.ReLU())
+        self.egocentric = Egocentric(width, height)
+        self.register_buffer("offsets", torch.tensor(np.cumsum((0,) + self.SIZES[:-1])))
+        channels, side = sum(self.SIZES), 2 * max(width, height) - 1
+        self.encoder = nn.Sequential(
+            layer_init(nn.Conv2d(channels, 16, 2, stride=2, padding=1)), nn.ReLU(),
+            layer_init(nn.Conv2d(16, 32, 3, stride=2, padding=1)), nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            features = self.encoder(torch.zeros(1, channels, side, side)).shape[1]
+        self.trunk = nn.Sequential(layer_init(nn.Linear(features + self.counts + 32 * mission, 128)), nn.ReLU())
+        self.actor = layer_init(nn.Linear(128, n_actions), std=0.01)
+        self.critic = layer_init(nn.Linear(128, 1), std=1)
+        # Q(s, a) for every action, regressed on the returns of the actions taken: judges the teacher's suggestions.
+        # It starts near 0 everywhere, so that the Q-filter trusts every suggestion until Q has learned something.
+        self.q = layer_init(nn.Linear(128, n_actions), std=0.01) if q_head else None
+
+    @classmethod
+    def for_space(cls, observation_space: gym.spaces.Dict, n_actions: int, q_head: bool = False) -> Agent:
+        """The network for a (single) observation space of a student env."""
+        return cls(student_obs_shape(observation_space), n_actions, mission="mission" in observation_space.spaces,
+                   q_head=q_head)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mission:
+            x, mission = x[:, :-1], x[:, -1].reshape(len(x), -1)[:, :MISSION_FIELDS].long()
+        cells = self.egocentric(x[..., : len(self.SIZES)]).long() + self.offsets
+        planes = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_(3, cells, 1.0)
+        features = self.encoder(planes.permute(0, 3, 1, 2))
+        if self.counts:  # every cell of the fifth channel holds the count
+            features = torch.cat([features, torch.log1p(x[:, 0, 0, len(self.SIZES):].float()) / math.log(256)], 1)
+        if self.mission:
+            fields = torch.zeros(mission.shape + (MISSION_VALUES,), device=x.device).scatter_(
+                2, mission.clamp(max=MISSION_VALUES - 1)[..., None], 1.0)
+            features = torch.cat([features, self.mission_embedding(fields.flatten(1))], 1)
+        return self.trunk(features)
+
+    def get_value(self, x: torch.Tensor) -> torch.Tensor:
+        return self.critic(self.features(x))
+
+    def get_action_and_value(self, x: torch.Tensor, action: torch.Tensor | None = None):
+        """(action, its log-probability, entropy, value, logits, hidden features)."""
+        hidden = self.features(x)
+        logits = self.actor(hidden)
+        probs = Categorical(logits=logits)
+        if action is None:
+            action = probs.sample()
+        return action, probs.log_prob(action), probs.entropy(), self.critic(hidden), logits, hidden
+
+    def act(self, obs: dict, greedy: bool = True, generator: torch.Generator | None = None) -> np.ndarray:
+        """Actions for a batch of student-env observations (dicts of arrays), as a deployed student acts."""
+        device = self.actor.weight.device
+        with torch.no_grad():
+            logits = self.actor(self.features(torch.as_tensor(student_obs(obs), device=device)))
+        if greedy:
+            return logits.argmax(-1).cpu().numpy()
+        return torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=generator).squeeze(1).numpy()
