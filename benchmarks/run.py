@@ -7,7 +7,7 @@ A method is `ppo`, `ppo_teacher:<planner>` or `teacher:<planner>` (the teacher a
 run writes <out>/<task>__<method>__<seed>/summary.json. `python -m benchmarks.report` turns the runs
 into the report.
 
-Stopping and restarting (README, "Sweeps"):
+Stopping and restarting (docs/benchmarks.md; on Ray: docs/sweeps-on-ray.md):
 - Ctrl-C or SIGTERM stops the whole sweep: every run in flight gets SIGTERM (its whole process
   group: the training script and its workers), writes a checkpoint and exits; nothing new starts;
   the sweep exits 130 (Ctrl-C) or 143 (SIGTERM). Finished runs are left as they are.
