@@ -3,7 +3,9 @@
 One cluster for the session: a head node and a second node, each `ray start --block` in its own process group
 with explicit ports and its own temporary directory, started without this checkout on their PYTHONPATH (the code
 reaches the workers through the sweep's runtime environment only). At the end exactly these nodes are stopped.
-Token authentication is off for the cluster and the sweeps alike, whatever ~/.ray holds.
+Where it may (root, `unshare`), the second node has its own mount namespace in which one folder is an empty tmpfs:
+a node without the storage the others share. Token authentication is off for the cluster and the sweeps alike,
+whatever ~/.ray holds.
 """
 
 import json
@@ -16,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from test_sweep import EXTRA, processes_using, sweep, wait_for
 
 pytest.importorskip("ray", reason="the Ray backend needs Ray: pip install 'teacher-wrappers[ray]'")
 
-from benchmarks import ray_backend  # noqa: E402  (after the skip: it is only used with Ray)
+from benchmarks import ray_backend
 
 START_SECONDS = 180  # for a node to come up on a busy 2-core machine
 # Ray turns token authentication on where ~/.ray/auth_token exists (any local ray.init() makes one): the same
@@ -37,6 +38,7 @@ RAY_ENV = {"RAY_AUTH_MODE": "disabled"}
 class Cluster:
     address: str
     folder: Path
+    unshared: Path | None  # a folder the second node does not share (an empty tmpfs there); None where it cannot
 
 
 def free_ports(count: int) -> int:
@@ -71,10 +73,10 @@ def ray_cluster():
     env.update(RAY_ENV, OMP_NUM_THREADS="1")
     nodes: list[subprocess.Popen] = []
 
-    def start(name: str, *flags: str) -> None:
+    def start(name: str, *flags: str, wrapper: tuple[str, ...] = ()) -> None:
         with (folder / f"{name}.log").open("w") as log:
             nodes.append(subprocess.Popen(
-                [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus", "1",
+                [*wrapper, sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus", "1",
                  "--object-store-memory", str(100 * 2**20), "--disable-usage-stats", "--include-log-monitor", "false",
                  "--temp-dir", str(folder / name), *node_ports(), *flags],
                 stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=env, start_new_session=True))
@@ -93,9 +95,16 @@ def ray_cluster():
         start("head", "--head", "--port", str(port), "--ray-client-server-port", str(port + 1),
               "--dashboard-port", str(port + 2), "--include-dashboard", "false")
         wait_until_started("head")  # a node joining a head that is still starting up is turned away
-        start("node", "--address", f"127.0.0.1:{port}")
+        unshared = folder / "unshared"
+        unshared.mkdir()
+        unshare = shutil.which("unshare")
+        if not unshare or subprocess.run([unshare, "--mount", "true"], capture_output=True, check=False).returncode:
+            unshare = unshared = None
+        wrapper = (unshare, "--mount", "--propagation", "private", "sh", "-c",
+                   'mount -t tmpfs tmpfs "$0" && exec "$@"', str(unshared)) if unshare else ()
+        start("node", "--address", f"127.0.0.1:{port}", wrapper=wrapper)
         wait_until_started("node")
-        yield Cluster(f"127.0.0.1:{port}", folder)
+        yield Cluster(f"127.0.0.1:{port}", folder, unshared)
     finally:
         for proc in reversed(nodes):  # `ray start --block` stops the processes it started when told to
             proc.terminate()
@@ -177,6 +186,20 @@ def checkpoint_step(path: Path) -> int:
     import torch
 
     return torch.load(path, weights_only=False, map_location="cpu")["global_step"]
+
+
+def test_a_node_that_cannot_write_to_out_stops_the_sweep_before_its_first_run(ray_cluster):
+    if ray_cluster.unshared is None:
+        pytest.skip("needs `unshare --mount` (root) to give the second node a folder of its own")
+    out = ray_cluster.unshared / "runs"  # here and on the head, not on the second node
+    proc = ray_sweep(ray_cluster, "--methods", "teacher:rules", "--tasks", "SimpleDoorKey", "--seeds", "1", "2",
+                     "--teacher-episodes", "2", out=out)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("error: Ray node ") and line.endswith(
+        f"cannot write to {out} (No such file or directory): --out must be a folder every Ray node can write, "
+        "at the same path (shared storage)"), line
+    assert not list(out.glob("*__*"))  # nothing ran, not even on the head, which can write there
 
 
 def test_a_node_that_cannot_write_to_out_or_sees_another_folder_gets_one_line(tmp_path):
