@@ -28,12 +28,14 @@ from teacher_wrappers import TeacherWrapper
 RESULTS = Path(__file__).parent / "results"
 RANDOM = "random"  # not a teacher: uniformly random actions, the floor every teacher must beat
 
-# Standard MiniGrid and BabyAI envs the suite teacher is held to (issue 10): single- and multi-room
-# missions of every type (reach the goal, go to, pick up, open, put next to, sequences, locations).
+# Standard MiniGrid and BabyAI envs the suite teacher is held to: single- and multi-room missions of every
+# type (reach the goal, go to, pick up, open, put next to, sequences, locations), KeyCorridor in all its sizes.
 SUITE_ENVS = (
     "MiniGrid-Empty-8x8-v0", "MiniGrid-FourRooms-v0", "MiniGrid-DoorKey-5x5-v0", "MiniGrid-DoorKey-16x16-v0",
     "MiniGrid-Unlock-v0", "MiniGrid-UnlockPickup-v0", "MiniGrid-BlockedUnlockPickup-v0",
-    "MiniGrid-KeyCorridorS3R3-v0", "MiniGrid-MultiRoom-N2-S4-v0", "MiniGrid-MultiRoom-N4-S5-v0",
+    "MiniGrid-KeyCorridorS3R1-v0", "MiniGrid-KeyCorridorS3R2-v0", "MiniGrid-KeyCorridorS3R3-v0",
+    "MiniGrid-KeyCorridorS4R3-v0", "MiniGrid-KeyCorridorS5R3-v0", "MiniGrid-KeyCorridorS6R3-v0",
+    "MiniGrid-MultiRoom-N2-S4-v0", "MiniGrid-MultiRoom-N4-S5-v0",
     "MiniGrid-LavaCrossingS9N1-v0", "MiniGrid-LavaGapS7-v0", "MiniGrid-GoToDoor-5x5-v0", "MiniGrid-Fetch-5x5-N2-v0",
     "MiniGrid-PutNear-6x6-N2-v0", "MiniGrid-RedBlueDoors-6x6-v0", "BabyAI-GoToRedBallGrey-v0", "BabyAI-GoToObj-v0",
     "BabyAI-OpenDoor-v0", "BabyAI-UnlockLocal-v0", "BabyAI-KeyInBox-v0", "BabyAI-PickupLoc-v0",

@@ -8,7 +8,7 @@ from teacher_wrappers.episodic import RevisitCount
 from teacher_wrappers.memory import MemoryMap, MemoryMapObservation
 from teacher_wrappers.planners import make_planner
 from teacher_wrappers.teacher import Teacher
-from teacher_wrappers.wrapper import TeacherWrapper
+from teacher_wrappers.wrappers import TeacherWrapper
 
 register_tasks()
 

@@ -24,8 +24,8 @@ import time
 import warnings
 from pathlib import Path
 
-from teacher_wrappers.describe import FORMAT_VERSION
 from teacher_wrappers.planners.base import PlanDistribution
+from teacher_wrappers.styles.paper import FORMAT_VERSION
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (

@@ -1,9 +1,14 @@
-"""Option controllers: explore, go to <obj>, pick up, drop, open.
+"""Option controllers: explore, go to <obj>, pick up, drop, open, put <obj> near <obj>, done.
 
 Skills see only the memory map (no privileged state). Each returns the MiniGrid action to take now,
 or None when the option has nothing left to do (it is finished, or impossible from what is known),
-so the teacher moves on to the next option of the plan. Path search treats lava, walls, closed
+so the teacher moves on to the next option of the plan. Path search treats lava, walls, locked
 doors and unseen cells as blocked, so a skill never walks into lava.
+
+A text style picks its skills by name (`PAPER_SKILLS`, `SUITE_SKILLS`) and how its MapView treats
+doors: on the paper's tasks every closed door is a wall; with `passable_doors` (the wider suite) a
+closed, unlocked door is a passage that the agent opens when it stands in front of it, except the
+`reserved` doors a mission is about (opening one early can fail it: RedBlueDoors, GoToDoor).
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from minigrid.core.constants import OBJECT_TO_IDX, STATE_TO_IDX
 from teacher_wrappers.describe import agent_state
 
 LEFT, RIGHT, FORWARD = int(Actions.left), int(Actions.right), int(Actions.forward)
-PICKUP, DROP, TOGGLE = int(Actions.pickup), int(Actions.drop), int(Actions.toggle)
+PICKUP, DROP, TOGGLE, DONE = int(Actions.pickup), int(Actions.drop), int(Actions.toggle), int(Actions.done)
 
 _DIRS = ((1, 0), (0, 1), (-1, 0), (0, -1))  # MiniGrid headings: east, south, west, north
 _WALKABLE = (OBJECT_TO_IDX["empty"], OBJECT_TO_IDX["floor"], OBJECT_TO_IDX["goal"])
 _DOOR, _UNSEEN, _EMPTY = OBJECT_TO_IDX["door"], OBJECT_TO_IDX["unseen"], OBJECT_TO_IDX["empty"]
-_OPEN = STATE_TO_IDX["open"]
+_BOX, _GOAL = OBJECT_TO_IDX["box"], OBJECT_TO_IDX["goal"]
+_OPEN, _CLOSED = STATE_TO_IDX["open"], STATE_TO_IDX["closed"]
 # Lookup table (object, state) -> -1 where the agent can walk, -2 where it cannot: open doors are walkable.
 _TEMPLATE = np.where(np.isin(np.arange(256), _WALKABLE)[:, None], -1, -2).repeat(256, axis=1).astype(np.int8)
 _TEMPLATE[_DOOR, _OPEN] = -1
@@ -107,9 +113,12 @@ class MapView:
     """
 
     def __init__(self, memory_map: np.ndarray, field_cache: dict | None = None, cells_key=None,
-                 state: tuple[Cell, int] | None = None):
-        """`cells_key` identifies what the paths depend on (see `cells_key_of`) and `state` is the agent's
-        (position, heading); both are read off the map if not given."""
+                 state: tuple[Cell, int] | None = None, passable_doors: bool = False,
+                 reserved: frozenset[Cell] = frozenset()):
+        """`cells_key` identifies what the paths depend on (see `cells_key_of`; with `passable_doors` it must
+        identify `reserved` too: paths are cached by it) and `state` is the agent's (position, heading);
+        both are read off the map if not given."""
+        self.passable_doors, self.reserved = passable_doors, reserved
         self.map = memory_map
         self.width, self.height = memory_map.shape[:2]
         self.agent, self.heading = agent_state(memory_map) if state is None else state
@@ -134,7 +143,13 @@ class MapView:
         if self._walkable is None:
             key = (self.cells_key, "walkable")
             if key not in self.field_cache:
-                template = _TEMPLATE[self.map[..., 0], self.map[..., 2]]
+                kinds, states = self.map[..., 0], self.map[..., 2]
+                template = _TEMPLATE[kinds, states]
+                if self.passable_doors:
+                    template[(kinds == _DOOR) & (states == _CLOSED)] = -1
+                    for cell in self.reserved:
+                        if states[cell] != _OPEN:
+                            template[cell] = -2
                 template[self.agent] = -1
                 self.field_cache[key] = (template, template.ravel().tolist())
             self._walkable = self.field_cache[key]
@@ -212,10 +227,29 @@ class MapView:
         for heading, cell in zip(headings, flat):
             if cell >= 0 and dist[cell] >= 0 and (best is None or dist[cell] < best):
                 best, best_heading = dist[cell], heading
-        return None if best_heading is None else self.turn_towards(best_heading)
+        if best_heading is None:
+            return None
+        action = self.turn_towards(best_heading)
+        if action == FORWARD and self.passable_doors and self.is_closed_door(self.front):
+            return TOGGLE  # a closed door on the way: open it, then walk through
+        return action
 
     def next_to_door(self, cell: Cell) -> bool:
         return any(self.kind((cell[0] + dx, cell[1] + dy)) == _DOOR for dx, dy in _DIRS)
+
+    def is_closed_door(self, cell: Cell) -> bool:
+        return self.kind(cell) == _DOOR and int(self.map[cell][2]) != _OPEN
+
+    def free_cells(self, near: set[Cell] | None = None) -> set[Cell]:
+        """Empty floor cells (not the agent's); with `near`, only those next to a cell of `near`."""
+        kinds = self.map[..., 0]
+        if near is None:
+            cells = {(int(x), int(y)) for x, y in np.argwhere(kinds == _EMPTY)}
+        else:
+            cells = {(x + dx, y + dy) for x, y in near for dx, dy in _DIRS}
+            cells = {c for c in cells if 0 <= c[0] < self.width and 0 <= c[1] < self.height and kinds[c] == _EMPTY}
+        cells.discard(self.agent)
+        return cells
 
     def unseen_frontier(self) -> frozenset[Cell]:
         """Unseen cells next to a cell the agent can walk on: facing one reveals it."""
@@ -239,7 +273,7 @@ def explore(view: MapView, targets: set[Cell]) -> int | None:
 def go_to(view: MapView, targets: set[Cell]) -> int | None:
     if view.agent in targets:  # held, or a goal the agent stands on
         return None
-    step_on = all(view.kind(cell) == OBJECT_TO_IDX["goal"] for cell in targets)
+    step_on = all(view.kind(cell) == _GOAL for cell in targets)
     return view.navigate(targets, step_on=step_on)
 
 
@@ -272,6 +306,25 @@ def drop(view: MapView, targets: set[Cell]) -> int | None:
     return DROP
 
 
+def drop_aside(view: MapView, targets: set[Cell]) -> int | None:
+    """Drop the held object on a free cell that is not next to a door (where it would block the way).
+
+    Walks to the nearest such cell; where none is reachable, to the nearest free cell (a corridor of
+    doors: better next to a door than never dropped), and only then drops where it stands.
+    """
+    if view.agent not in targets:  # not holding it
+        return None
+    free = view.free_cells()
+    good = {cell for cell in free if not view.next_to_door(cell)}
+    for cells in (good, free):
+        if view.front in cells:
+            return DROP
+        action = view.navigate(cells)
+        if action is not None:
+            return action
+    return DROP
+
+
 def open_door(view: MapView, targets: set[Cell]) -> int | None:
     closed = {cell for cell in targets if view.map[cell][2] != _OPEN}
     if not closed:
@@ -281,4 +334,30 @@ def open_door(view: MapView, targets: set[Cell]) -> int | None:
     return view.navigate(closed)
 
 
-SKILL_FUNCTIONS = {"explore": explore, "go to": go_to, "pick up": pick_up, "drop": drop, "open": open_door}
+def open_door_or_box(view: MapView, targets: set[Cell]) -> int | None:
+    """Open a closed door or a box (toggling a box opens it and leaves what it held)."""
+    closed = {cell for cell in targets if view.kind(cell) == _BOX or view.is_closed_door(cell)}
+    if not closed:
+        return None
+    if view.front in closed:
+        return TOGGLE
+    return view.navigate(closed)
+
+
+def put_near(view: MapView, held: set[Cell], fixed: set[Cell]) -> int | None:
+    """Drop the held object on a free cell next to one of `fixed`."""
+    if view.agent not in held:
+        return None
+    spots = view.free_cells(fixed)
+    if view.front in spots:
+        return DROP
+    return view.navigate(spots)
+
+
+def done(view: MapView, targets: set[Cell]) -> int | None:
+    return DONE
+
+
+# Skills by the step names of plans; a skill with two objects ("put near") takes a set of cells for each.
+PAPER_SKILLS = {"explore": explore, "go to": go_to, "pick up": pick_up, "drop": drop, "open": open_door}
+SUITE_SKILLS = {**PAPER_SKILLS, "drop": drop_aside, "open": open_door_or_box, "put near": put_near, "done": done}

@@ -1,9 +1,11 @@
-"""Teacher: planner + skills -> a distribution over the agent's actions.
+"""Teacher: planner + text style -> a distribution over the agent's actions.
 
-Every step the memory map is described in text, the planner answers a distribution over plans
-(memoised per text, so a recurring text costs one query), and each plan is pushed through the
-skills: its first option that still has something to do picks the plan's action. The teacher's
-action distribution is the plans' probabilities summed per action (the reference's soft teacher).
+Every step the memory map is described in text (by the text style), the planner answers a
+distribution over plans (memoised per text, so a recurring text costs one query), and each plan is
+pushed through the style's skills: its first option that still has something to do picks the plan's
+action. The teacher's action distribution is the plans' probabilities summed per action (the
+reference's soft teacher). LLM plans can cycle: from the LOOP_LIMIT-th visit of the same state in an
+episode the suggestion is loosened.
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from teacher_wrappers.describe import Description, agent_state, describe, description_key
+from teacher_wrappers.describe import Description, agent_state
+from teacher_wrappers.mission import Mission
 from teacher_wrappers.planners import Planner, make_planner
 from teacher_wrappers.planners.base import PlanDistribution
-from teacher_wrappers.plans import Option, parse_plan
-from teacher_wrappers.skills import LEFT, RIGHT, SKILL_FUNCTIONS, MapView, cells_key_of, explore
+from teacher_wrappers.plans import Option
+from teacher_wrappers.skills import LEFT, RIGHT, MapView, cells_key_of
+from teacher_wrappers.styles import TextStyle, get_style
 
 N_ACTIONS = 7  # MiniGrid's action set
-DONE = 6
 EXPLORE = Option("explore")
 LOOP_LIMIT = 4
+NO_MISSION = Mission(())
+_NONE: frozenset = frozenset()
 
 
 @dataclass
@@ -65,159 +70,160 @@ class Suggestion:
     plan: str  # the most probable plan
     option: str  # the option that acts in the most probable plan
     text: str  # the description the plans answer
-    view: tuple  # (cells key, agent state) of the map, to rebuild its MapView for a loop break
+    view: tuple  # (cells key, agent state, description, mission): to rebuild the map's view for a loop break
     unresolved: int = 0  # options naming an object not on the map, counted at every step in this state
     fallbacks: int = 0  # plans with nothing left to do, counted at every step in this state
     loosened: np.ndarray | None = None  # the probabilities used in a loop, computed when first needed
 
 
 class Teacher:
-    """Turns memory maps into action distributions with a planner and the skills."""
+    """Turns memory maps (and missions) into action distributions with a planner and a text style.
 
-    plan_parser = staticmethod(parse_plan)  # how answers are parsed, to count their unparsed steps
-    # The action when no plan has anything left to do and nothing unseen is in reach. The paper's tasks
-    # keep the reference's `done` (a no-op there; their recorded figures depend on it); on other
-    # MiniGrid envs `done` can end the episode at reward 0, so wrappers set LEFT (turn, look around).
-    idle_action = DONE
+    `text_style` is a style name ("plain", "colored", "numbered_doors", "suite") or a TextStyle object;
+    `planner` a planner name (built with `planner_kwargs`) or a Planner.
+    """
 
-    def __init__(self, planner: Planner | str = "recorded", text_style: str = "plain", **planner_kwargs):
+    def __init__(self, planner: Planner | str = "recorded", text_style: TextStyle | str = "plain", **planner_kwargs):
+        self.style = get_style(text_style)
+        self._uses_mission = self.style.uses_mission
         self.planner = make_planner(planner, **planner_kwargs) if isinstance(planner, str) else planner
-        self.text_style = text_style
+        # The action when no plan has anything left to do and nothing unseen is in reach: the style's
+        # (the paper's `done`, a no-op on its tasks); wrappers set LEFT (turn, look around) on other envs,
+        # where `done` can end the episode at reward 0.
+        self.idle_action = self.style.idle_action
         self.memo: dict[str, PlanDistribution] = {}
         self.unknown: set[str] = set()  # memoised texts whose answer came from no table or model
         self.field_cache: dict = {}  # distance fields shared by the skills across steps
-        self.description_memo: dict[tuple[bytes, tuple[int, int] | None], Description] = {}  # by cells key
-        self.text_memo: dict[tuple[bytes, bytes, int], Description] = {}  # by description_key
-        # Suggestions by memory map (its tobytes()): a pure function of the map, since a text's plans
-        # never change once memoised.
-        self.suggestion_memo: dict[bytes, Suggestion] = {}
+        self.description_memo: dict = {}  # by cells key (and mission, for styles that use it)
+        self.text_memo: dict = {}  # by the style's description_key
+        # Suggestions by memory map (its tobytes(), and the mission for styles that use it): a pure
+        # function of the map, since a text's plans never change once memoised.
+        self.suggestion_memo: dict = {}
         self.program_memo: dict[tuple[int, int], tuple] = {}  # see _program
         self.stats = TeacherStats()
 
-    def plans_for(self, texts: Sequence[str]) -> list[tuple[PlanDistribution, bool]]:
-        """Plan distributions for a batch of texts with one planner call for all memo misses."""
-        memo = self.memo
-        if all(text in memo for text in texts):  # the common case: every text answered before
-            unknown = self.unknown  # a text the planner did not know is never a cache hit
-            hits = [text not in unknown for text in texts] if unknown else [True] * len(texts)
-            self.stats.cache_hits += sum(hits)
-            return [(memo[text], hit) for text, hit in zip(texts, hits)]
-        missing = sorted({text for text in texts if text not in memo})
-        if missing:
-            start = time.perf_counter()
-            answers = self.planner.plan(missing)
-            self.stats.planner_seconds += time.perf_counter() - start
-            for text, answer in zip(missing, answers):
-                self.memo[text] = answer
-                self.stats.unparsed_steps += sum(self.plan_parser(plan).unknown_steps for plan, _ in answer)
-            self.stats.queries += len(missing)
-            unknown = getattr(self.planner, "last_unknown", set()) & set(missing)
-            self.unknown.update(unknown)
-            self.stats.unknown_texts += len(unknown)
-        live = self.planner.last_misses if missing else set()
-        # A text the planner did not know is never a cache hit, however often it recurs.
-        hits = [not (text in missing and text in live) and text not in self.unknown for text in texts]
-        self.stats.llm_calls += len(live & set(missing))
-        self.stats.cache_hits += sum(hits)
-        return [(self.memo[text], hit) for text, hit in zip(texts, hits)]
+    @property
+    def text_style(self) -> str:
+        return self.style.name
 
     def act(self, memory_maps: Sequence[np.ndarray], visits: Sequence[int] | None = None,
-            keys: Sequence[bytes] | None = None, states: Sequence | None = None) -> list[tuple[np.ndarray, dict]]:
-        """(action probabilities, info) for each memory map of a batch.
+            keys: Sequence[bytes] | None = None, states: Sequence | None = None,
+            missions: Sequence[Mission] | None = None) -> list[tuple[np.ndarray, dict]]:
+        """(action probabilities, info) for each memory map of a batch, with one planner call for the
+        batch's new texts.
 
-        `visits` counts how often each map was already seen this episode. LLM plans can cycle (drop a
-        key, pick the same key up again, forever); from the LOOP_LIMIT-th visit of the same state the
-        suggestion is loosened (see `_break_loop`), which breaks the cycle. `keys` (the maps'
-        `tobytes()`) and `states` (the agent's (position, heading) on each map) are for callers that
-        already have them.
+        `visits` counts how often each map was already seen this episode (from LOOP_LIMIT on, the
+        suggestion is loosened, see `_break_loop`); `missions` are the maps' missions (styles that use
+        them; default: none). `keys` (the maps' `tobytes()`) and `states` (the agent's (position,
+        heading) on each map) are for callers that already have them.
         """
         keys = [memory_map.tobytes() for memory_map in memory_maps] if keys is None else keys
-        # A state seen before (same map, so same text and plans) costs one dict lookup: most steps.
-        suggestions = [self.suggestion_memo.get(key) for key in keys]
-        missing = [i for i, suggestion in enumerate(suggestions) if suggestion is None]
-        hits = [True] * len(keys)
-        if missing:
-            self._suggest_new(memory_maps, keys, missing, suggestions, hits, states)
+        if self._uses_mission:
+            missions = [NO_MISSION] * len(keys) if missions is None else missions
+            memo_keys = list(zip(keys, missions))
         else:
-            self.stats.cache_hits += len(keys)
-        if self.unknown:  # a text the planner did not know is never a cache hit, however often it recurs
-            for i, suggestion in enumerate(suggestions):
-                if hits[i] and suggestion.text in self.unknown:
-                    hits[i] = False
-                    self.stats.cache_hits -= 1
-        results = []
-        stats = self.stats
-        for i, (suggestion, memory_map) in enumerate(zip(suggestions, memory_maps)):
-            info = {"text": suggestion.text, "plan": suggestion.plan, "option": suggestion.option,
-                    "cache_hit": hits[i]}
-            if suggestion.fallbacks or suggestion.unresolved:
-                stats.fallbacks += suggestion.fallbacks
-                stats.unresolved_targets += suggestion.unresolved
-            probs = suggestion.probs
-            if visits is not None and visits[i] >= LOOP_LIMIT:
-                probs = self._loosened(suggestion, memory_map)
-                info["loop_break"] = True
-                self.stats.loop_breaks += 1
-            results.append((probs.copy(), info))
-        self.stats.steps += len(keys)
-        return results
+            memo_keys = keys
+        # A state seen before (same map, so same text and plans) costs one dict lookup: most steps.
+        suggestions = [self.suggestion_memo.get(key) for key in memo_keys]
+        missing = [i for i, suggestion in enumerate(suggestions) if suggestion is None]
+        live = self._suggest_new(memory_maps, keys, memo_keys, missing, suggestions, states, missions) \
+            if missing else _NONE
+        return [self._respond(suggestion, memory_map, None if visits is None else visits[i], live)
+                for i, (suggestion, memory_map) in enumerate(zip(suggestions, memory_maps))]
 
-    def act_one(self, memory_map: np.ndarray, visits: int, key: bytes, state=None) -> tuple[np.ndarray, dict]:
+    def act_one(self, memory_map: np.ndarray, visits: int, key: bytes, state=None,
+                mission: Mission | None = None) -> tuple[np.ndarray, dict]:
         """`act` for one map whose `tobytes()` is `key`: the single-env wrapper's per-step call."""
-        suggestion = self.suggestion_memo.get(key)
-        if suggestion is None:
-            suggestion, hit = self._suggest_one(memory_map, key, state)
-        else:  # a text the planner did not know is never a cache hit, however often it recurs
-            hit = not self.unknown or suggestion.text not in self.unknown
-            self.stats.cache_hits += hit
-        self.stats.steps += 1
+        memo_key = (key, mission or NO_MISSION) if self._uses_mission else key
+        suggestion = self.suggestion_memo.get(memo_key)
+        if suggestion is not None:  # most steps
+            return self._respond(suggestion, memory_map, visits, _NONE)
+        mission = mission or NO_MISSION
+        cells, state, description = self._situation(memory_map, key, state, mission)
+        live = _NONE if description.text in self.memo else self._ask((description.text,))
+        suggestion = self._new_suggestion(memory_map, memo_key, cells, state, description, self.memo[description.text],
+                                          mission)
+        return self._respond(suggestion, memory_map, visits, live)
+
+    def _respond(self, suggestion: Suggestion, memory_map: np.ndarray, visits: int | None,
+                 live: frozenset) -> tuple[np.ndarray, dict]:
+        """A step's answer and its counters: every step passes here."""
+        stats = self.stats
+        stats.steps += 1
+        text = suggestion.text
+        # A cache hit needed no live LLM call now, and the planner knew the text: one it did not know
+        # is never a hit, however often it recurs.
+        hit = not ((self.unknown and text in self.unknown) or (live and text in live))
+        stats.cache_hits += hit
         if suggestion.fallbacks or suggestion.unresolved:
-            self.stats.fallbacks += suggestion.fallbacks
-            self.stats.unresolved_targets += suggestion.unresolved
-        info = {"text": suggestion.text, "plan": suggestion.plan, "option": suggestion.option, "cache_hit": hit}
-        if visits < LOOP_LIMIT:
+            stats.fallbacks += suggestion.fallbacks
+            stats.unresolved_targets += suggestion.unresolved
+        info = {"text": text, "plan": suggestion.plan, "option": suggestion.option, "cache_hit": hit}
+        if visits is None or visits < LOOP_LIMIT:
             return suggestion.probs.copy(), info
         info["loop_break"] = True
-        self.stats.loop_breaks += 1
+        stats.loop_breaks += 1
         return self._loosened(suggestion, memory_map).copy(), info
 
-    def _suggest_one(self, memory_map: np.ndarray, key: bytes, state=None) -> tuple[Suggestion, bool]:
-        """The suggestion for a map not seen before (`_suggest_new` for one map, with less bookkeeping)."""
-        state = agent_state(memory_map) if state is None else state
-        cells_key = cells_key_of(memory_map, state[0], key)
-        description = self._described(memory_map, cells_key, state[0])
-        [(plans, hit)] = self.plans_for([description.text])
-        return self._new_suggestion(memory_map, key, cells_key, state, description, plans), hit
-
-    def _suggest_new(self, memory_maps, keys, missing: list[int], suggestions: list, hits: list[bool],
-                     states=None) -> None:
-        """Fill in the suggestions of maps not seen before, with one planner call for their new texts."""
-        states = [agent_state(memory_maps[i]) if states is None else states[i] for i in missing]
-        cell_keys = [cells_key_of(memory_maps[i], agent, keys[i]) for i, (agent, _) in zip(missing, states)]
-        descriptions = [self._described(memory_maps[i], key, agent)
-                        for i, key, (agent, _) in zip(missing, cell_keys, states)]
-        answers = self.plans_for([d.text for d in descriptions])
-        self.stats.cache_hits += len(keys) - len(missing)  # plans_for counted the others
-        for i, state, cells_key, description, (plans, hit) in zip(missing, states, cell_keys, descriptions,
-                                                                  answers):
-            hits[i] = hit
-            suggestion = self.suggestion_memo.get(keys[i])  # a duplicate earlier in the batch
+    def _suggest_new(self, memory_maps, keys, memo_keys, missing: list[int], suggestions: list, states=None,
+                     missions=None) -> frozenset:
+        """Fill in the suggestions of maps not seen before, with one planner call for their new texts;
+        returns the texts a live LLM had to answer."""
+        news = []
+        for i in missing:
+            mission = NO_MISSION if missions is None else missions[i]
+            news.append((i, mission, *self._situation(memory_maps[i], keys[i], None if states is None else states[i],
+                                                      mission)))
+        live = self._ask([description.text for *_, description in news])
+        for i, mission, cells, state, description in news:
+            suggestion = self.suggestion_memo.get(memo_keys[i])  # a duplicate earlier in the batch
             if suggestion is None:
-                suggestion = self._new_suggestion(memory_maps[i], keys[i], cells_key, state, description, plans)
+                suggestion = self._new_suggestion(memory_maps[i], memo_keys[i], cells, state, description,
+                                                  self.memo[description.text], mission)
             suggestions[i] = suggestion
+        return live
 
-    def _new_suggestion(self, memory_map, key: bytes, cells_key, state, description: Description,
-                        plans: PlanDistribution) -> Suggestion:
-        view = MapView(memory_map, self.field_cache, cells_key, state)
+    def _situation(self, memory_map: np.ndarray, key: bytes, state, mission: Mission) -> tuple:
+        """(cells key, agent state, description) of a map not seen before: what its suggestion depends on."""
+        state = agent_state(memory_map) if state is None else state
+        cells = cells_key_of(memory_map, state[0], key)
+        if self._uses_mission:
+            cells = (cells, mission)
+        return cells, state, self._described(memory_map, cells, state[0], mission)
+
+    def _ask(self, texts: Sequence[str]) -> frozenset:
+        """Ask the planner, in one call, for the texts not in the memo; returns those a live LLM answered."""
+        memo = self.memo
+        missing = sorted({text for text in texts if text not in memo})
+        if not missing:
+            return _NONE
+        stats = self.stats
+        start = time.perf_counter()
+        answers = self.planner.plan(missing, self.style)
+        stats.planner_seconds += time.perf_counter() - start
+        for text, answer in zip(missing, answers):
+            memo[text] = answer
+            stats.unparsed_steps += sum(self.style.parse_plan(plan).unknown_steps for plan, _ in answer)
+        stats.queries += len(missing)
+        unknown = getattr(self.planner, "last_unknown", set()) & set(missing)
+        self.unknown.update(unknown)
+        stats.unknown_texts += len(unknown)
+        live = frozenset(self.planner.last_misses & set(missing))
+        stats.llm_calls += len(live)
+        return live
+
+    def _new_suggestion(self, memory_map, memo_key, cells, state, description: Description,
+                        plans: PlanDistribution, mission: Mission) -> Suggestion:
+        view = self.style.map_view(memory_map, self.field_cache, cells, state, description, mission)
         tally = [0, 0]  # unresolved targets, fallbacks
         probs, plan, option = self._soft_action(view, description, plans, tally)
-        suggestion = Suggestion(probs, plan, option, description.text, (cells_key, state), *tally)
-        self._bound(self.suggestion_memo)[key] = suggestion
+        suggestion = Suggestion(probs, plan, option, description.text, (cells, state, description, mission), *tally)
+        self._bound(self.suggestion_memo)[memo_key] = suggestion
         return suggestion
 
     def _loosened(self, suggestion: Suggestion, memory_map: np.ndarray) -> np.ndarray:
         if suggestion.loosened is None:  # computed on the first loop break in this state
-            view = MapView(memory_map, self.field_cache, *suggestion.view)
+            view = self.style.map_view(memory_map, self.field_cache, *suggestion.view)
             suggestion.loosened = self._break_loop(suggestion.probs, view)
         return suggestion.loosened
 
@@ -229,23 +235,25 @@ class Teacher:
         """
         values = probs.tolist()  # seven Python floats: cheaper than NumPy's calls
         candidates = [value > 0 for value in values]
-        action = explore(view, frozenset())
+        action = view.explore()
         for extra in ((LEFT, RIGHT) if action is None else (action,)):
             candidates[extra] = True
         share = 0.5 / sum(candidates)
         return np.array([0.5 * value + (share if candidate else 0.0) for value, candidate in zip(values, candidates)],
                         dtype=np.float32)
 
-    def _described(self, memory_map: np.ndarray, cells_key, agent) -> Description:
-        # Walking or turning keeps the cells: a memo hit. Seeing new floor or walls keeps what
-        # `describe` reads (its description_key): a second memo's hit.
-        description = self.description_memo.get(cells_key)
+    def _described(self, memory_map: np.ndarray, cells, agent, mission: Mission) -> Description:
+        # Walking or turning keeps the cells: a memo hit. Seeing new floor or walls keeps what the
+        # style's `describe` reads (its description_key, where it has one): a second memo's hit.
+        description = self.description_memo.get(cells)
         if description is None:
-            key = description_key(memory_map, agent)
-            description = self.text_memo.get(key)
+            key = self.style.description_key(memory_map, agent, mission)
+            description = None if key is None else self.text_memo.get(key)
             if description is None:
-                description = self._bound(self.text_memo)[key] = describe(memory_map, self.text_style)
-            self._bound(self.description_memo)[cells_key] = description
+                description = self.style.describe(memory_map, mission)
+                if key is not None:
+                    self._bound(self.text_memo)[key] = description
+            self._bound(self.description_memo)[cells] = description
         return description
 
     @staticmethod
@@ -271,16 +279,15 @@ class Teacher:
         return np.array([p / total for p in probs], dtype=np.float32), top_plan, top_option
 
     def _program(self, description: Description, plans: PlanDistribution) -> list[tuple[str, float, tuple]]:
-        """The plans as (plan, probability, steps), each step (option, skill, targets or None where the
-        target is not on the map): parsed and resolved once per description and answer."""
+        """The plans as (plan, probability, steps), each step (option, skill, target cells: one set per
+        object the option names, or None where one is not on the map): parsed and resolved once per
+        description and answer."""
         key = (id(description), id(plans))
         program = self.program_memo.get(key)
         if program is None or program[0] is not description or program[1] is not plans:
-            objects = description.objects
-            steps = [(plan, prob, tuple((option, SKILL_FUNCTIONS[option.skill],
-                                         frozenset() if option.target is None else
-                                         frozenset(objects[option.target]) if option.target in objects else None)
-                                        for option in parse_plan(plan).options))
+            objects, skills = description.objects, self.style.skills
+            steps = [(plan, prob, tuple((option, skills[option.skill], _cells(option, objects))
+                                        for option in self.style.parse_plan(plan).options))
                      for plan, prob in plans]
             program = self._bound(self.program_memo, 5_000)[key] = (description, plans, steps)
         return program[2]
@@ -294,12 +301,12 @@ class Teacher:
                     tally[0] += 1
                     memo[option] = None
                 else:
-                    memo[option] = skill(view, targets)
+                    memo[option] = skill(view, *targets)
             if memo[option] is not None:
                 return option, memo[option]
         tally[1] += 1
         if EXPLORE not in memo:
-            memo[EXPLORE] = SKILL_FUNCTIONS[EXPLORE.skill](view, frozenset())
+            memo[EXPLORE] = view.explore()
         return EXPLORE, self.idle_action if memo[EXPLORE] is None else memo[EXPLORE]
 
     def summary(self) -> dict:
@@ -329,3 +336,14 @@ class Teacher:
         self.planner.load_state_dict(state["planner"])
         self.suggestion_memo.clear()  # suggestions were worked out from the answers replaced here
         self.program_memo.clear()
+
+
+def _cells(option: Option, objects: dict[str, list[tuple[int, int]]]) -> tuple[frozenset, ...] | None:
+    """The cells of each object an option names (one empty set for an option without one), or None if
+    one is not on the map."""
+    names = option.targets
+    if not names:
+        return (frozenset(),)
+    if any(name not in objects for name in names):
+        return None
+    return tuple(frozenset(objects[name]) for name in names)

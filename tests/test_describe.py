@@ -3,7 +3,7 @@ import json
 import pytest
 from helpers import place_agent, put, room_map
 
-from teacher_wrappers.describe import describe, parse_text
+from teacher_wrappers.styles.paper import describe, parse_text
 from teacher_wrappers.planners.recorded import default_table_path
 
 # (style, objects seen as (kind, colour), carried (kind, colour) or None) -> text in the recorded tables

@@ -7,7 +7,7 @@ from teacher_wrappers.planners.recorded import (
     convert_reference_file,
     default_table_path,
 )
-from teacher_wrappers.planners.rules import rule_plan
+from teacher_wrappers.styles.paper import rule_plan
 
 
 def test_unknown_planner_lists_the_valid_names():

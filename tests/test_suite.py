@@ -5,18 +5,19 @@ import minigrid  # noqa: F401  (registers MiniGrid and BabyAI ids)
 import numpy as np
 import pytest
 from minigrid.core.grid import Grid
-from minigrid.core.world_object import Ball, Door, Key
+from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
+from minigrid.core.world_object import Ball, Door, Key, Wall
 
 from teacher_wrappers import MemoryMapObservation, TeacherWrapper
-from teacher_wrappers.describe_suite import describe_suite, parse_name, parse_suite_text
 from teacher_wrappers.memory import MemoryMap
 from teacher_wrappers.mission import (GO_TO, OPEN, PICK_UP, Mission, MissionError, ObjDesc, decode, encode,
                                       parse_mission, start_mission)
-from teacher_wrappers.planners.suite_rules import suite_rule_plan
-from teacher_wrappers.suite_teacher import SuiteTeacher, parse_suite_plan
+from teacher_wrappers.styles import get_style
+from teacher_wrappers.styles.suite import describe_suite, parse_name, parse_suite_text, suite_rule_plan
+from teacher_wrappers.teacher import Teacher
 from teacher_wrappers.wrapper import TeacherVectorWrapper
 
-DONE = 6
+LEFT, RIGHT, DROP, DONE = 0, 1, 4, 6
 
 
 @pytest.mark.parametrize("text, canonical", [
@@ -84,6 +85,37 @@ def test_location_words_mark_the_objects_they_pick_out():
     assert suite_rule_plan(text) == "go to <closed red door on your left>, open <closed red door on your left>"
 
 
+@pytest.mark.parametrize("mission, named", [
+    ("pick up the purple ball", True), ("go to the ball", True), ("put the green key next to the purple ball", True),
+    ("pick up the red box", False), ("put the purple ball next to the green key", True),
+])
+def test_the_missions_own_object_is_never_in_the_way(mission, named):
+    # KeyCorridor: the ball asked for stands on the threshold of the door just unlocked
+    memory_map = _map_with({(3, 2): Door("yellow", is_open=True), (4, 2): Ball("purple"), (1, 4): Key("green")},
+                           agent=(2, 2), carrying=Key("yellow"))
+    text = describe_suite(memory_map, parse_mission(mission)).text
+    assert ("<purple ball>" in text) == named and ("<purple ball in the way>" in text) == (not named)
+    if mission == "pick up the purple ball":  # fetched, never moved aside
+        assert suite_rule_plan(text) == "drop <yellow key>, go to <purple ball>, pick up <purple ball>"
+
+
+def test_a_held_key_is_dropped_even_where_every_free_cell_is_next_to_a_door():
+    # KeyCorridorS3R1's corridor: | free | open door | agent, holding the key | open door | ball |
+    walls = {(x, y): Wall() for x in range(1, 6) for y in range(1, 6) if y != 2}
+    memory_map = _map_with({**walls, (2, 2): Door("blue", is_open=True), (4, 2): Door("yellow", is_open=True),
+                            (5, 2): Ball("purple")}, agent=(3, 2), heading=0, size=7, carrying=Key("yellow"))
+    teacher, mission = Teacher("rules", text_style="suite"), parse_mission("pick up the purple ball")
+    [(probs, info)] = teacher.act([memory_map], missions=[mission])
+    assert info["option"] == "drop <yellow key>" and probs[LEFT] + probs[RIGHT] == 1  # turn back to the free cell
+    place = memory_map.copy()
+    place[..., 3] = 0
+    place[2, 2, 3] = 3  # the agent in the blue doorway, facing west: the free cell in front
+    place[2, 2, :3] = (OBJECT_TO_IDX["key"], COLOR_TO_IDX["yellow"], 0)
+    place[3, 2, :3] = (OBJECT_TO_IDX["empty"], 0, 0)
+    [(probs, info)] = teacher.act([place], missions=[mission])
+    assert probs[DROP] == 1
+
+
 @pytest.mark.parametrize("text, plan", [
     # a locked door whose key is in sight: fetch it, open the door
     ("Mission: go to the goal. Agent sees <yellow key>, <locked yellow door>, holds <nothing>.",
@@ -112,10 +144,10 @@ def test_location_words_mark_the_objects_they_pick_out():
 ])
 def test_suite_rules(text, plan):
     assert suite_rule_plan(text) == plan
-    assert parse_suite_plan(plan).unknown_steps == 0
+    assert get_style("suite").parse_plan(plan).unknown_steps == 0
 
 
-SOME_ENVS = ["MiniGrid-BlockedUnlockPickup-v0", "MiniGrid-KeyCorridorS3R3-v0", "MiniGrid-GoToDoor-5x5-v0",
+SOME_ENVS = ["MiniGrid-BlockedUnlockPickup-v0", "MiniGrid-KeyCorridorS3R1-v0", "MiniGrid-KeyCorridorS3R3-v0", "MiniGrid-GoToDoor-5x5-v0",
              "MiniGrid-PutNear-6x6-N2-v0", "MiniGrid-RedBlueDoors-6x6-v0", "MiniGrid-MultiRoom-N2-S4-v0",
              "BabyAI-OpenDoor-v0", "BabyAI-KeyInBox-v0", "BabyAI-PickupLoc-v0"]
 
@@ -145,7 +177,7 @@ def test_rules_teacher_alone_solves_suite_envs(env_id):
 def test_no_weight_on_done_unless_the_mission_ends_by_stopping():
     # A fully seen room without the ball asked for: nothing is left to do, and the teacher turns
     # instead of suggesting `done` (which ends MiniGrid's GoToDoor episodes at reward 0).
-    teacher = SuiteTeacher("rules")
+    teacher = Teacher("rules", text_style="suite")
     room = _map_with({}, agent=(2, 2))
     [(probs, info)] = teacher.act([room], missions=[parse_mission("pick up the red ball")])
     assert probs[DONE] == 0 and probs.max() == 1 and info["option"] == "explore"
@@ -166,7 +198,7 @@ def test_memory_map_observation_carries_the_mission_and_the_vector_teacher_reads
     envs = gym.vector.SyncVectorEnv([lambda: MemoryMapObservation(gym.make("BabyAI-GoToObj-v0"))] * 2)
     vec = TeacherVectorWrapper(envs, planner="rules")
     obs, _ = vec.reset(seed=0)
-    assert isinstance(vec.teacher, SuiteTeacher)
+    assert vec.teacher.text_style == "suite"
     assert all(info["text"].startswith("Mission: go to the ") for info in vec.last_infos)
     assert np.allclose(obs["teacher_probs"].sum(1), 1)
 
@@ -199,16 +231,16 @@ def test_recorded_planner_falls_back_to_rules_and_counts_the_texts_its_table_lac
 
 
 def test_llm_prompts_for_suite_texts_carry_the_mission_and_the_admissible_plans():
-    from teacher_wrappers.plans import admissible_plans
-    from teacher_wrappers.prompt import PROMPT_VERSION, chat_messages, prompt_version
+    from teacher_wrappers.prompt import chat_messages
 
     text = "Mission: pick up the red ball. Agent sees <red ball>, <locked blue door>, holds <yellow key>."
-    plans = admissible_plans(text)
+    suite, paper = get_style("suite"), get_style("plain")
+    plans = suite.admissible_plans(text)
     assert plans[0] == "explore" and suite_rule_plan(text) in plans
-    assert all(parse_suite_plan(plan).unknown_steps == 0 for plan in plans)
-    user = chat_messages(text)[-1]["content"]
+    assert all(suite.parse_plan(plan).unknown_steps == 0 for plan in plans)
+    user = chat_messages(text, suite)[-1]["content"]
     assert user.startswith(text) and all(f"- {plan}" in user for plan in plans)
-    assert prompt_version(text) != PROMPT_VERSION == prompt_version("Agent sees <key>, holds <nothing>.")
+    assert suite.prompt_version != paper.prompt_version
     assert chat_messages("Agent sees <key>, holds <nothing>.")[-1]["content"] == "Agent sees <key>, holds <nothing>."
 
 
@@ -222,7 +254,7 @@ def test_teachers_in_worker_processes_read_the_mission_too():
     envs = make_teacher_vector_env([_go_to_obj] * 2, planner="rules", asynchronous=True, workers=1,
                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     try:
-        assert isinstance(envs.teacher, SuiteTeacher)
+        assert envs.teacher.text_style == "suite"
         obs, _ = envs.reset(seed=0)
         rewards = 0.0
         for _ in range(40):  # GoToObj: one object in a room; the teacher's argmax reaches it in a few steps

@@ -57,6 +57,17 @@ def play(envs, obs, rng, steps):
     return obs, actions, seen
 
 
+def resumed_from(env, seed: int, actions: list, state: dict):
+    """`env` brought to where `actions` left an env reset with `seed` (the teacher off), then given `state`."""
+    env.teacher_enabled = False
+    env.reset(seed=seed)
+    for action in actions:
+        env.step(action)
+    env.teacher_enabled = True
+    env.load_teacher_state_dict(state)
+    return env
+
+
 @pytest.mark.parametrize("asynchronous", [False, True])
 def test_a_vector_env_resumed_from_its_teacher_state_counts_as_an_uninterrupted_one(gappy_table, asynchronous):
     def make(workers=2):
@@ -83,13 +94,8 @@ def test_a_vector_env_resumed_from_its_teacher_state_counts_as_an_uninterrupted_
     finally:
         envs.close()
     envs = make()
-    try:  # resumed: the sub-envs brought to the same state (the teacher off), then the teacher's state loaded
-        envs.teacher_enabled = False
-        envs.reset(seed=0)
-        for action in actions:
-            envs.step(action)
-        envs.teacher_enabled = True
-        envs.load_teacher_state_dict(state)
+    try:  # resumed: the sub-envs brought to the same state, then the teacher's state loaded
+        resumed_from(envs, 0, actions, state)
         assert envs.teacher_state_dict() == state
         _, _, got = play(envs, {"teacher_probs": last_probs}, rng, m)
         resumed = envs.teacher_stats()
@@ -133,13 +139,7 @@ def test_a_single_env_wrapper_resumed_from_its_teacher_state_continues_exactly(g
     obs, _ = env.reset(seed=4)
     obs, actions, _ = run(env, rng, n, obs)
     state = pickle.loads(pickle.dumps(env.teacher_state_dict()))
-    resumed = make()
-    resumed.teacher_enabled = False
-    resumed.reset(seed=4)
-    for action in actions:
-        resumed.step(action)
-    resumed.teacher_enabled = True
-    resumed.load_teacher_state_dict(state)
+    resumed = resumed_from(make(), 4, actions, state)
     _, _, got = run(resumed, rng, n, obs)
     np.testing.assert_array_equal(np.stack(got), np.stack(expected[n:]))
     assert counters(resumed.teacher_stats()) == counters(whole.teacher_stats())

@@ -28,7 +28,7 @@ def recorded(task, planner, seed):
 def test_fixture_covers_every_task_planner_and_loops():
     assert {(task, planner) for task, planner, _ in CASES} == {
         (task, planner) for task in teacher_wrappers.TASKS for planner in ("recorded", "rules")}
-    key = teacher_wrappers.describe.KEY
+    key = teacher_wrappers.styles.paper.KEY
     for case in CASES:  # every trajectory carries a key at some point
         images = recorded(*case)["images"]
         assert (images[..., 0][images[..., 3] > 0] == key).any(), case

@@ -92,9 +92,9 @@ def test_vector_wrapper_batches_planner_calls(mode):
     calls = []
 
     class CountingPlanner(RulesPlanner):
-        def plan(self, texts):
+        def plan(self, texts, style="plain"):
             calls.append(len(texts))
-            return super().plan(texts)
+            return super().plan(texts, style)
 
     envs = TeacherVectorWrapper(gym.make_vec("TeacherWrappers/ColoredDoorKey-v0", num_envs=4,
                                              vectorization_mode=mode), planner=CountingPlanner())

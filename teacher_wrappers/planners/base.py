@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from teacher_wrappers.styles import TextStyle
 
 PlanDistribution = list[tuple[str, float]]  # (plan text, probability), probabilities summing to 1
 
@@ -10,7 +14,8 @@ PlanDistribution = list[tuple[str, float]]  # (plan text, probability), probabil
 class Planner:
     """Maps a batch of descriptions to a plan distribution for each.
 
-    Subclasses implement `plan`. `queries` counts texts the backend actually had to answer.
+    Subclasses implement `plan`; the teacher passes its text style, which knows the texts' grammar,
+    the admissible plans, the rules and the LLM prompt (a planner asked without one takes the paper's). `queries` counts texts the backend actually had to answer.
     `is_llm` tells reports and logs whether a language model stands behind the answers; `live` whether
     answering runs a model or calls a server (a miss of the teacher's caches costs time and money).
     """
@@ -24,7 +29,7 @@ class Planner:
         self.last_misses: set[str] = set()  # texts of the last `plan` call that needed a live answer
         self.last_unknown: set[str] = set()  # texts of the last `plan` call the planner had no answer for
 
-    def plan(self, texts: Sequence[str]) -> list[PlanDistribution]:
+    def plan(self, texts: Sequence[str], style: TextStyle | str = "plain") -> list[PlanDistribution]:
         raise NotImplementedError
 
     def state_dict(self) -> dict:

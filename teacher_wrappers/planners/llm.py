@@ -8,7 +8,8 @@ from pathlib import Path
 
 from teacher_wrappers.cache import AnswerCache
 from teacher_wrappers.planners.base import PlanDistribution, Planner
-from teacher_wrappers.prompt import extract_plan, prompt_version
+from teacher_wrappers.prompt import extract_plan
+from teacher_wrappers.styles import TextStyle, get_style
 
 MODES = ("sample", "score")
 
@@ -62,10 +63,11 @@ class LLMPlanner(Planner):
         super().load_state_dict(state)
         self.mode, self.cache_hits, self.live_seconds = state["mode"], state["cache_hits"], state["live_seconds"]
 
-    def plan(self, texts: Sequence[str]) -> list[PlanDistribution]:
+    def plan(self, texts: Sequence[str], style: TextStyle | str = "plain") -> list[PlanDistribution]:
+        style = get_style(style)
         answers: dict[str, PlanDistribution] = {}
         for text in texts:
-            cached = self.cache.get(self.backend, self.model, prompt_version(text), text,
+            cached = self.cache.get(self.backend, self.model, style.prompt_version, text,
                                     self.settings()) if self.cache else None
             if cached is not None:
                 answers[text] = cached
@@ -73,12 +75,12 @@ class LLMPlanner(Planner):
         misses = [text for text in dict.fromkeys(texts) if text not in answers]
         self.last_misses = set(misses)
         if misses:
-            for text, answer in zip(misses, self._answer(misses)):
+            for text, answer in zip(misses, self._answer(misses, style)):
                 answers[text] = answer
                 if self.cache:
-                    self.cache.put(self.backend, self.model, prompt_version(text), text, self.settings(), answer)
+                    self.cache.put(self.backend, self.model, style.prompt_version, text, self.settings(), answer)
             self.queries += len(misses)
         return [answers[text] for text in texts]
 
-    def _answer(self, texts: list[str]) -> list[PlanDistribution]:
+    def _answer(self, texts: list[str], style: TextStyle) -> list[PlanDistribution]:
         raise NotImplementedError

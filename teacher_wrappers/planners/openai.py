@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from teacher_wrappers.planners.base import PlanDistribution
 from teacher_wrappers.planners.llm import LLMPlanner, PlannerError, distribution_from_samples
-from teacher_wrappers.plans import admissible_plans
 from teacher_wrappers.prompt import chat_messages, completion_prompt
+from teacher_wrappers.styles import TextStyle
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 UNSUPPORTED_STATUS = {400, 404, 405, 422, 501}  # a server that does not know echo/logprobs or /completions
@@ -112,17 +112,17 @@ class OpenAIPlanner(LLMPlanner):
         if self.model not in served:
             raise ValueError(f"{self._where()} does not serve this model; it serves: {', '.join(map(str, served))}")
 
-    def _answer(self, texts: list[str]) -> list[PlanDistribution]:
+    def _answer(self, texts: list[str], style: TextStyle) -> list[PlanDistribution]:
         start = time.perf_counter()
         answer_one = self._sample if self.mode == "sample" else self._score
         with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(texts)))) as pool:
-            answers = list(pool.map(answer_one, texts))
+            answers = list(pool.map(answer_one, texts, [style] * len(texts)))
         self.live_seconds += time.perf_counter() - start
         return answers
 
-    def _chat(self, text: str, n: int) -> list[str]:
+    def _chat(self, text: str, n: int, style: TextStyle) -> list[str]:
         reply = self._request("/chat/completions", {
-            "model": self.model, "messages": chat_messages(text), "n": n, "temperature": self.temperature,
+            "model": self.model, "messages": chat_messages(text, style), "n": n, "temperature": self.temperature,
             "max_tokens": self.max_new_tokens, "seed": self.seed})
         try:
             return [str(choice["message"]["content"] or "") for choice in reply["choices"]]
@@ -130,15 +130,15 @@ class OpenAIPlanner(LLMPlanner):
             raise PlannerError(f"{self._where()}: chat reply without choices/message/content: "
                                f"{json.dumps(reply)[:300]}") from error
 
-    def _sample(self, text: str) -> PlanDistribution:
+    def _sample(self, text: str, style: TextStyle) -> PlanDistribution:
         answers: list[str] = []
         while len(answers) < self.n:  # some servers ignore n and return one choice per request
-            answers += self._chat(text, self.n - len(answers))
+            answers += self._chat(text, self.n - len(answers), style)
         return distribution_from_samples(answers[: self.n])
 
-    def _score(self, text: str) -> PlanDistribution:
-        prompt = completion_prompt(text)
-        plans = admissible_plans(text)
+    def _score(self, text: str, style: TextStyle) -> PlanDistribution:
+        prompt = completion_prompt(text, style)
+        plans = style.admissible_plans(text)
         scores = []
         for plan in plans:
             # max_tokens 1, not 0: servers that generate before echoing (transformers serve) refuse 0
@@ -147,23 +147,23 @@ class OpenAIPlanner(LLMPlanner):
             try:
                 reply = self._request("/completions", payload, unsupported=UNSUPPORTED_STATUS)
             except _ScoringUnsupported as error:
-                return self._sample_instead(text, str(error))
+                return self._sample_instead(text, style, str(error))
             score = _continuation_logprob(reply, len(prompt), len(payload["prompt"]))
             if score is None:
-                return self._sample_instead(text, "its completions carry no prompt logprobs")
+                return self._sample_instead(text, style, "its completions carry no prompt logprobs")
             scores.append(score)
         top = max(scores)
         weights = [math.exp(score - top) for score in scores]
         return [(plan, weight / sum(weights)) for plan, weight in zip(plans, weights)]
 
-    def _sample_instead(self, text: str, why: str) -> PlanDistribution:
+    def _sample_instead(self, text: str, style: TextStyle, why: str) -> PlanDistribution:
         """Score mode on a server that cannot score: warn once (texts are answered concurrently), then sample."""
         with self._fallback_lock:
             if self.mode == "score":
                 warnings.warn(f"{self._where()} cannot score plans ({why}); the openai planner samples "
                               f"{self.n} answers per text instead", stacklevel=2)
                 self.mode = "sample"
-        return self._sample(text)
+        return self._sample(text, style)
 
 
 def _continuation_logprob(reply: dict, prompt_chars: int, echoed_chars: int) -> float | None:

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from teacher_wrappers.describe import FORMAT_VERSION
 from teacher_wrappers.planners.base import PlanDistribution, Planner, normalise
+from teacher_wrappers.styles import TextStyle
+from teacher_wrappers.styles.paper import FORMAT_VERSION
 
 DEFAULT_TABLE_FILE = "recorded_plans.json"
 FALLBACK_PLAN = "explore"
@@ -88,14 +89,14 @@ class RecordedPlanner(Planner):
         self.table = tables[self.table_name]
         self.fallbacks = 0
 
-    def plan(self, texts: Sequence[str]) -> list[PlanDistribution]:
+    def plan(self, texts: Sequence[str], style: TextStyle | str = "plain") -> list[PlanDistribution]:
         self.queries += len(texts)
         unknown = [text for text in texts if text not in self.table]
         self.fallbacks += len(unknown)
         self.last_unknown = set(unknown)
         self.last_misses = set()
         if unknown and self.fallback is not None:
-            fallback_answers = dict(zip(unknown, self.fallback.plan(unknown)))
+            fallback_answers = dict(zip(unknown, self.fallback.plan(unknown, style)))
             self.last_misses = set(self.fallback.last_misses)
         else:
             fallback_answers = {text: [(FALLBACK_PLAN, 1.0)] for text in unknown}
