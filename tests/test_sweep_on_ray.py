@@ -74,27 +74,27 @@ def ray_cluster():
     nodes: list[subprocess.Popen] = []
 
     def start(name: str, *flags: str, wrapper: tuple[str, ...] = ()) -> None:
-        with (folder / f"{name}.log").open("w") as log:
-            nodes.append(subprocess.Popen(
-                [*wrapper, sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus", "1",
-                 "--object-store-memory", str(100 * 2**20), "--disable-usage-stats", "--include-log-monitor", "false",
-                 "--temp-dir", str(folder / name), *node_ports(), *flags],
-                stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=env, start_new_session=True))
-
-    def wait_until_started(name: str) -> None:
-        def started() -> bool:
-            log = (folder / f"{name}.log").read_text()
-            if nodes[-1].poll() is not None:
-                pytest.fail(f"ray start ({name}) exited {nodes[-1].returncode}: {log[-3000:]}")
-            return "Ray runtime started" in log
-
-        wait_for(started, START_SECONDS)
+        """Starts a node and waits for it; a second try where the first dies starting (Ray gives its agents
+        15 s to come up, which a loaded machine can miss)."""
+        for attempt in (1, 2):
+            log_path = folder / f"{name}-{attempt}.log"
+            with log_path.open("w") as log:
+                nodes.append(subprocess.Popen(
+                    [*wrapper, sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus", "1",
+                     "--object-store-memory", str(100 * 2**20), "--disable-usage-stats", "--include-log-monitor",
+                     "false", "--temp-dir", str(folder / name), *node_ports(), *flags],
+                    stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=env, start_new_session=True))
+            wait_for(lambda path=log_path: nodes[-1].poll() is not None or "Ray runtime started" in path.read_text(),
+                     START_SECONDS)
+            if nodes[-1].poll() is None:
+                return
+        pytest.fail(f"ray start ({name}) exited {nodes[-1].returncode}: {log_path.read_text()[-3000:]}")
 
     try:
         port = free_ports(3)
         start("head", "--head", "--port", str(port), "--ray-client-server-port", str(port + 1),
               "--dashboard-port", str(port + 2), "--include-dashboard", "false")
-        wait_until_started("head")  # a node joining a head that is still starting up is turned away
+        # (start waits for the head: a node joining a head that is still starting up is turned away)
         unshared = folder / "unshared"
         unshared.mkdir()
         unshare = shutil.which("unshare")
@@ -103,7 +103,6 @@ def ray_cluster():
         wrapper = (unshare, "--mount", "--propagation", "private", "sh", "-c",
                    'mount -t tmpfs tmpfs "$0" && exec "$@"', str(unshared)) if unshare else ()
         start("node", "--address", f"127.0.0.1:{port}", wrapper=wrapper)
-        wait_until_started("node")
         yield Cluster(f"127.0.0.1:{port}", folder, unshared)
     finally:
         for proc in reversed(nodes):  # `ray start --block` stops the processes it started when told to
