@@ -99,10 +99,3 @@ class TeacherWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if self._own_memory and "memory" in state:
             cells, self._memory.agent_pos, self._memory.agent_dir, carrying = state["memory"]
             self._memory.cells[:], self._memory.carrying = cells, carrying.copy()
-
-    def visits_state(self) -> dict[bytes, int]:
-        """This episode's visit counts (older name; `teacher_state_dict()` holds them with the teacher's state)."""
-        return dict(self._visits)
-
-    def restore_visits(self, visits: dict[bytes, int]) -> None:
-        self._visits = dict(visits)

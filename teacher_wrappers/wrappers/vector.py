@@ -97,14 +97,6 @@ class TeacherVectorWrapper(gym.vector.VectorWrapper):
         self.teacher.load_state_dict(state["teacher"])
         self._visits = [dict(visits) for visits in state["visits"]]
 
-    def visits_state(self) -> list[dict[bytes, int]]:
-        """Each sub-env's visit counts (older name; `teacher_state_dict()` holds them with the teacher's state)."""
-        return [dict(visits) for visits in self._visits]
-
-    def restore_visits(self, visits: list[dict[bytes, int]]) -> None:
-        check_visits(visits, self.num_envs)
-        self._visits = [dict(v) for v in visits]
-
 
 def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: Planner | str = "recorded",
                             planner_kwargs: dict | None = None, asynchronous: bool = False,

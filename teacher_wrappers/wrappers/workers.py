@@ -70,11 +70,3 @@ class TeacherWorkersVectorEnv(gym.vector.VectorWrapper):
         self.env.call_groups("load_teacher_state_dict", [
             ({"teacher": teacher, "visits": [state["visits"][i] for i in group]},)
             for teacher, group in zip(workers, self.env.groups)])
-
-    def visits_state(self) -> list[dict[bytes, int]]:
-        """Each sub-env's visit counts (older name; `teacher_state_dict()` holds them with the teachers' states)."""
-        return [visits for group in self.env.call_groups("visits_state") for visits in group]
-
-    def restore_visits(self, visits: list[dict[bytes, int]]) -> None:
-        check_visits(visits, self.num_envs)
-        self.env.call_groups("restore_visits", [([visits[i] for i in group],) for group in self.env.groups])
