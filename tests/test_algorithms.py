@@ -7,12 +7,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from helpers import scalars
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--num-envs", "4", "--num-steps", "32", "--eval-episodes", "3", "--no-progress"]
@@ -27,12 +26,6 @@ def run(script, *args, cwd, timeout=300, check=True):
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
-
-
-def scalars(run_path):
-    events = EventAccumulator(str(run_path))
-    events.Reload()
-    return {tag: [event.value for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
 def test_ppo_baseline_writes_summary_and_tensorboard(tmp_path):
