@@ -474,14 +474,16 @@ if __name__ == "__main__":
         writer.add_scalar("teacher/agreement", agreement, global_step)
         if successes is not None:
             writer.add_scalar("teacher/success_buffer_states", successes.size, global_step)
-        stats = envs.teacher_stats()
-        for key in ("queries", "cache_hits", "llm_calls", "llm_calls_per_1000_steps", "unparsed_steps",
-                    "loop_breaks"):
+        stats = envs.teacher_stats()  # the training teacher's own counters
+        for key in ("queries", "cache_hits", "llm_calls_per_1000_steps", "unparsed_steps", "loop_breaks"):
             writer.add_scalar(f"teacher/{key}", stats[key], global_step)
-        # success rate, SPS, progress bar, checkpoint; the curve's llm_calls: cumulative live LLM calls, the
-        # teacher-alone measurement of the adaptive schedule included
-        llm_calls = envs.teacher.planner.queries if envs.teacher.planner.live else 0
-        run.end_iteration(iteration, next_obs_dict, next_done, curves={"lambda": lam, "llm_calls": llm_calls},
+        # the LLM bill: every live answer, request, token and second of the run, whichever teacher asked (the
+        # adaptive schedule's teacher-alone warm-up and the demos included): the shared planner counts them
+        bill = envs.teacher.planner.bill()
+        for key, value in bill.items():
+            writer.add_scalar(f"teacher/{key}", value, global_step)
+        # success rate, SPS, progress bar, checkpoint
+        run.end_iteration(iteration, next_obs_dict, next_done, curves={"lambda": lam, "llm_calls": bill["llm_calls"]},
                           lam=f"{lam:.2f}", agree=f"{agreement:.2f}")
 
     run.end_training()  # the final checkpoint; on Ctrl-C the run stops here
@@ -494,4 +496,5 @@ if __name__ == "__main__":
         "ppo_teacher", greedy, sampled, planner=args.planner, schedule=args.schedule,
         teacher_alone_return=teacher_return if args.schedule == "adaptive" else None,
         teacher_demo_frames=demo_frames, teacher_eval_success_rate=float(np.mean(teacher_eval > 0)),
-        teacher_eval_mean_return=float(np.mean(teacher_eval)), teacher_stats=envs.teacher_stats())
+        teacher_eval_mean_return=float(np.mean(teacher_eval)), teacher_stats=envs.teacher_stats(),
+        **envs.teacher.planner.bill())  # the whole run's LLM bill, the final teacher-alone evaluation included

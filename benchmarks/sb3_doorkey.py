@@ -19,7 +19,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 RESULTS = Path(__file__).parent / "results"

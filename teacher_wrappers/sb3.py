@@ -30,7 +30,11 @@ from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv, VecTransposeImage
 from torch.nn import functional as F
 
-from teacher_wrappers.distillation import distillation_loss, kl_to_teacher, make_schedule
+from teacher_wrappers.distillation import (
+    distillation_loss,
+    kl_to_teacher,
+    make_schedule,
+)
 from teacher_wrappers.student import Agent, student_obs
 from teacher_wrappers.teacher import TeacherStats
 

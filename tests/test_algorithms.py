@@ -222,3 +222,30 @@ def test_ppo_teacher_trains_on_babyai_with_the_suite_teacher(tmp_path, monkeypat
     assert all(frame.size == frames[0].size for frame in frames)
     written = render_gifs.main(render_gifs.Args(runs=str(tmp_path / "runs"), out=str(tmp_path / "gifs"), episodes=1))
     assert written == ([tmp_path / "gifs/BabyAI-GoToObj.gif"] if frames else [])
+
+
+def test_the_llm_bill_counts_every_live_answer_of_a_run(tmp_path):
+    """Warm-up (the adaptive schedule's teacher alone), training and the final teacher-alone evaluation each
+    have their own teacher; the bill counts the answers of all of them: as many as the fresh cache received."""
+    pytest.importorskip("transformers", reason="the llm extra is not installed")
+    from llm_fixtures import build_tiny_model
+
+    from teacher_wrappers.cache import AnswerCache
+
+    model = build_tiny_model(tmp_path / "tiny-llama")
+    cache = tmp_path / "answers.sqlite"
+    env = {**os.environ, "TEACHER_WRAPPERS_CACHE": str(cache), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    proc = subprocess.run([sys.executable, str(ROOT / "algorithms" / "ppo_teacher.py"), "--planner", "hf", "--model",
+                           str(model), "--planner-mode", "score", "--total-timesteps", "64", "--run-name", "bill",
+                           "--teacher-eval-episodes", "1", "--num-envs", "2", "--num-steps", "32", "--eval-episodes",
+                           "1", "--no-progress"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "runs/bill/summary.json").read_text())
+    answers = len(AnswerCache(cache).rows())
+    assert summary["llm_calls"] == answers > summary["teacher_stats"]["llm_calls"]  # not the training teacher's alone
+    assert summary["llm_requests"] == answers  # score mode: one forward pass per text
+    assert summary["llm_prompt_tokens"] > 0 and summary["llm_completion_tokens"] == 0 and summary["llm_seconds"] > 0
+    tags = scalars(tmp_path / "runs/bill")
+    assert tags["teacher/llm_calls"][-1] <= answers and tags["teacher/llm_requests"][-1] > 0

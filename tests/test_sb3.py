@@ -6,15 +6,15 @@ import pytest
 import torch
 
 pytest.importorskip("stable_baselines3", reason="the sb3 extra is not installed (pip install teacher-wrappers[sb3])")
-from helpers import scalars  # noqa: E402
-from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
-from stable_baselines3.common.preprocessing import preprocess_obs  # noqa: E402
-from stable_baselines3.common.vec_env import VecTransposeImage  # noqa: E402
+from helpers import scalars
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.preprocessing import preprocess_obs
+from stable_baselines3.common.vec_env import VecTransposeImage
 
-from teacher_wrappers import TeacherWrapper  # noqa: E402
-from teacher_wrappers.distillation import kl_to_teacher  # noqa: E402
-from teacher_wrappers.sb3 import StudentFeatures, TeacherPPO  # noqa: E402
-from teacher_wrappers.student import Agent, student_env, student_obs  # noqa: E402
+from teacher_wrappers import TeacherWrapper
+from teacher_wrappers.distillation import kl_to_teacher
+from teacher_wrappers.sb3 import StudentFeatures, TeacherPPO
+from teacher_wrappers.student import Agent, student_env, student_obs
 
 
 def teacher_env(env_id="TeacherWrappers/SimpleDoorKey-v0"):
