@@ -7,7 +7,7 @@ A method is `ppo`, `ppo_teacher:<planner>` or `teacher:<planner>` (the teacher a
 run writes <out>/<task>__<method>__<seed>/summary.json. `python -m benchmarks.report` turns the runs
 into the report.
 
-Stopping and restarting (README, "Sweeps"):
+Stopping and restarting (docs/benchmarks.md; on Ray: docs/sweeps-on-ray.md):
 - Ctrl-C or SIGTERM stops the whole sweep: every run in flight gets SIGTERM (its whole process
   group: the training script and its workers), writes a checkpoint and exits; nothing new starts;
   the sweep exits 130 (Ctrl-C) or 143 (SIGTERM). Finished runs are left as they are.
@@ -46,8 +46,8 @@ from typing import Literal
 
 import tyro
 
-from teacher_wrappers.training import write_text
 from benchmarks.teacher_eval import env_id, evaluate
+from teacher_wrappers.training import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ("ppo", "ppo_teacher")
@@ -415,7 +415,8 @@ def main(args: Args) -> int:
                 raise SweepError(f"{len(mismatched)} runs in {args.out} were made with another configuration: "
                                  f"{shown}{more}; use another --out, or --redo-mismatched to delete and redo them")
             if args.backend == "ray" and not args.dry_run and any(state.status != "done" for state in states):
-                from benchmarks import ray_backend  # connected before _sweep sets its signal handlers (ray.init sets one)
+                # connected here, before _sweep sets its signal handlers: ray.init sets one for SIGTERM
+                from benchmarks import ray_backend
 
                 print(ray_backend.connect(args, SWEEP.token), flush=True)
                 cleanup.callback(ray_backend.disconnect)
@@ -477,6 +478,6 @@ def run_locally(todo: list[State], args: Args):
 
 if __name__ == "__main__":
     # The importable module, not this __main__ copy: one set of classes and globals, which Ray can ship by name.
-    from benchmarks import run
+    from benchmarks import run  # noqa: PLW0406
 
     sys.exit(run.main(tyro.cli(run.Args)))

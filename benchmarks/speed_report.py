@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-COMMAND = ("OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python -m pytest benchmarks/test_speed.py --benchmark-enable "
+COMMAND = ("OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python -m pytest benchmarks/test_speed.py -n 0 --benchmark-enable "
            "--benchmark-json benchmarks/results/speed.json")
 GOAL = 0.30
 

@@ -1,6 +1,6 @@
 """Wrapper overhead: TeacherWrapper over the raw registered task, as a ratio measured in one run.
 
-    .venv/bin/python -m pytest benchmarks/test_speed.py --benchmark-enable \
+    .venv/bin/python -m pytest benchmarks/test_speed.py -n 0 --benchmark-enable \
         --benchmark-json benchmarks/results/speed.json
     .venv/bin/python -m benchmarks.speed_report        # benchmarks/results/speed.md from the JSON
 

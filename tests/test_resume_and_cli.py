@@ -115,17 +115,6 @@ def test_a_budget_change_needs_the_flag(tmp_path, finished):
     assert summary["frames"] == 512 and len(summary["learning_curve"]["frames"]) == 4
 
 
-def test_teacher_stats_continue_across_a_resume(tmp_path, finished):
-    uninterrupted = json.loads((finished / "runs/teach/summary.json").read_text())["teacher_stats"]
-    proc = run("ppo_teacher.py", "--total-timesteps", "384", *TEACHER, "--run-dir", str(tmp_path / "again"),
-               "--resume", str(finished / "runs/teach/checkpoints/iter_000001.pt"), *TINY, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    resumed = json.loads((tmp_path / "again/teach/summary.json").read_text())["teacher_stats"]
-    assert resumed["steps"] == uninterrupted["steps"] > 384  # the adaptive schedule's teacher-alone episode too
-    for key in ("queries", "cache_hits", "llm_calls", "loop_breaks", "unparsed_steps"):
-        assert resumed[key] == uninterrupted[key], key
-
-
 # -- failures in the middle of a run ------------------------------------------------------------------
 
 def test_an_exception_mid_run_keeps_the_finished_iterations(tmp_path):

@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EXTRA = "--num-envs 2 --num-steps 64 --eval-episodes 2"
 
 
-def sweep(*args, out, wait=True):
+def sweep(*args, out, wait=True, env=None):
     cmd = [sys.executable, "-m", "benchmarks.run", "--out", str(out), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), **(env or {})}
     env.pop("RAY_ADDRESS", None)  # Ray would take it over --ray-address
     if wait:
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)

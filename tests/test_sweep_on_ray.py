@@ -1,8 +1,11 @@
 """The sweep on a Ray cluster, as a user runs it: `ray start` twice, then `python -m benchmarks.run --backend ray`.
 
-One cluster for the module: a head node and a second node, each `ray start --block` in its own process group
+One cluster for the session: a head node and a second node, each `ray start --block` in its own process group
 with explicit ports and its own temporary directory, started without this checkout on their PYTHONPATH (the code
 reaches the workers through the sweep's runtime environment only). At the end exactly these nodes are stopped.
+Where it may (root, `unshare`), the second node has its own mount namespace in which one folder is an empty tmpfs:
+a node without the storage the others share. Token authentication is off for the cluster and the sweeps alike,
+whatever ~/.ray holds.
 """
 
 import json
@@ -15,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,15 +26,19 @@ from test_sweep import EXTRA, processes_using, sweep, wait_for
 
 pytest.importorskip("ray", reason="the Ray backend needs Ray: pip install 'teacher-wrappers[ray]'")
 
-from benchmarks import ray_backend  # noqa: E402  (after the skip: it is only used with Ray)
+from benchmarks import ray_backend
 
-START_SECONDS = 180  # for both nodes to come up on a busy 2-core machine
+START_SECONDS = 180  # for a node to come up on a busy 2-core machine
+# Ray turns token authentication on where ~/.ray/auth_token exists (any local ray.init() makes one): the same
+# setting for the nodes and the sweeps, whatever that file says.
+RAY_ENV = {"RAY_AUTH_MODE": "disabled"}
 
 
 @dataclass
 class Cluster:
     address: str
     folder: Path
+    unshared: Path | None  # a folder the second node does not share (an empty tmpfs there); None where it cannot
 
 
 def free_ports(count: int) -> int:
@@ -64,29 +70,40 @@ def node_ports() -> list[str]:
 def ray_cluster():
     folder = Path(tempfile.mkdtemp(prefix="tw-ray-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
     env = {key: value for key, value in os.environ.items() if key not in ("RAY_ADDRESS", "PYTHONPATH")}
-    env["OMP_NUM_THREADS"] = "1"
+    env.update(RAY_ENV, OMP_NUM_THREADS="1")
     nodes: list[subprocess.Popen] = []
 
-    def start(name: str, *flags: str) -> None:
-        with (folder / f"{name}.log").open("w") as log:
-            nodes.append(subprocess.Popen(
-                [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus", "1",
-                 "--object-store-memory", str(100 * 2**20), "--disable-usage-stats", "--include-log-monitor", "false",
-                 "--temp-dir", str(folder / name), *node_ports(), *flags],
-                stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=env, start_new_session=True))
-
-    def started(name: str, proc: subprocess.Popen) -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"ray start ({name}) exited {proc.returncode}: {(folder / f'{name}.log').read_text()[-3000:]}")
-        return "Ray runtime started" in (folder / f"{name}.log").read_text()
+    def start(name: str, *flags: str, wrapper: tuple[str, ...] = ()) -> None:
+        """Starts a node and waits for it; a second try where the first dies starting (Ray gives its agents
+        15 s to come up, which a loaded machine can miss)."""
+        for attempt in (1, 2):
+            log_path = folder / f"{name}-{attempt}.log"
+            with log_path.open("w") as log:
+                nodes.append(subprocess.Popen(
+                    [*wrapper, sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus", "1",
+                     "--object-store-memory", str(100 * 2**20), "--disable-usage-stats", "--include-log-monitor",
+                     "false", "--temp-dir", str(folder / name), *node_ports(), *flags],
+                    stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=env, start_new_session=True))
+            wait_for(lambda path=log_path: nodes[-1].poll() is not None or "Ray runtime started" in path.read_text(),
+                     START_SECONDS)
+            if nodes[-1].poll() is None:
+                return
+        pytest.fail(f"ray start ({name}) exited {nodes[-1].returncode}: {log_path.read_text()[-3000:]}")
 
     try:
         port = free_ports(3)
         start("head", "--head", "--port", str(port), "--ray-client-server-port", str(port + 1),
               "--dashboard-port", str(port + 2), "--include-dashboard", "false")
-        start("node", "--address", f"127.0.0.1:{port}")
-        wait_for(lambda: all(started(name, proc) for name, proc in zip(("head", "node"), nodes)), START_SECONDS)
-        yield Cluster(f"127.0.0.1:{port}", folder)
+        # (start waits for the head: a node joining a head that is still starting up is turned away)
+        unshared = folder / "unshared"
+        unshared.mkdir()
+        unshare = shutil.which("unshare")
+        if not unshare or subprocess.run([unshare, "--mount", "true"], capture_output=True, check=False).returncode:
+            unshare = unshared = None
+        wrapper = (unshare, "--mount", "--propagation", "private", "sh", "-c",
+                   'mount -t tmpfs tmpfs "$0" && exec "$@"', str(unshared)) if unshare else ()
+        start("node", "--address", f"127.0.0.1:{port}", wrapper=wrapper)
+        yield Cluster(f"127.0.0.1:{port}", folder, unshared)
     finally:
         for proc in reversed(nodes):  # `ray start --block` stops the processes it started when told to
             proc.terminate()
@@ -104,7 +121,7 @@ def ray_cluster():
 
 
 def ray_sweep(cluster: Cluster, *args, out: Path, wait=True):
-    return sweep("--backend", "ray", "--ray-address", cluster.address, *args, out=out, wait=wait)
+    return sweep("--backend", "ray", "--ray-address", cluster.address, *args, out=out, wait=wait, env=RAY_ENV)
 
 
 PROGRESS = re.compile(r"Ray: 2 nodes, 2 CPUs for runs, .*|\d+ runs, \d+ already done, \d+ to go.*, on Ray"
@@ -113,50 +130,75 @@ PROGRESS = re.compile(r"Ray: 2 nodes, 2 CPUs for runs, .*|\d+ runs, \d+ already 
 
 def test_the_readme_command_runs_every_run_on_a_two_node_cluster(ray_cluster, tmp_path):
     out = tmp_path / "runs"
-    args = ["--methods", "ppo_teacher:recorded", "teacher:recorded", "--tasks", "SimpleDoorKey", "--seeds", "21", "22",
-            "--total-timesteps", "128", "--teacher-episodes", "2", f"--extra={EXTRA}"]
+    args = ["--methods", "ppo_teacher:recorded", "teacher:recorded", "--tasks", "SimpleDoorKey", "--seeds", "21",
+            "--total-timesteps", "128", "--teacher-episodes", "2", f"--extra={EXTRA}"]  # a run on each node
     first = ray_sweep(ray_cluster, *args, out=out)
     assert first.returncode == 0, first.stdout + first.stderr
     # only the sweep's progress: Ray's start-up messages stay in its logs
     assert all(PROGRESS.fullmatch(line) for line in first.stdout.splitlines()), first.stdout
-    assert first.stderr == "" and len(first.stdout.splitlines()) == 6, first.stdout + first.stderr
-    for seed in (21, 22):
-        trained = json.loads((out / f"SimpleDoorKey__ppo_teacher-recorded__{seed}/summary.json").read_text())
-        alone = json.loads((out / f"SimpleDoorKey__teacher-recorded__{seed}/summary.json").read_text())
-        assert trained["frames"] == 128 and trained["args"]["seed"] == seed and trained["planner"] == "recorded"
-        assert alone["eval_episodes"] == 2 and alone["eval_success_rate"] > 0
+    assert first.stderr == "" and len(first.stdout.splitlines()) == 4, first.stdout + first.stderr
+    trained = json.loads((out / "SimpleDoorKey__ppo_teacher-recorded__21/summary.json").read_text())
+    alone = json.loads((out / "SimpleDoorKey__teacher-recorded__21/summary.json").read_text())
+    assert trained["frames"] == 128 and trained["args"]["seed"] == 21 and trained["args"]["planner"] == "recorded"
+    assert alone["eval_episodes"] == 2 and alone["eval_success_rate"] > 0
 
     again = ray_sweep(ray_cluster, *args, out=out)
     assert again.returncode == 0, again.stderr
-    assert again.stdout.splitlines() == ["4 runs, 4 already done, 0 to go, on Ray"]
+    assert again.stdout.splitlines() == ["2 runs, 2 already done, 0 to go, on Ray"]
+
+
+def interrupt(cluster: Cluster, args: list[str], out: Path, events: int) -> tuple[str, str]:
+    """Starts the sweep, sends it SIGINT once seeds 1 and 2 write their `events`-th TensorBoard file (training),
+    and checks that it stopped both runs on both nodes, exit 130. Returns (stdout, stderr)."""
+    proc = ray_sweep(cluster, *args, out=out, wait=False)
+    try:
+        wait_for(lambda: all(len(list((out / f"SimpleDoorKey__ppo__{seed}").glob("events.*"))) == events
+                             for seed in (1, 2)), 240)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stdout + stderr
+    assert processes_using(out) == []  # no run goes on, on either node
+    return stdout, stderr
 
 
 def test_ctrl_c_stops_the_ray_runs_and_the_next_sweep_continues_them(ray_cluster, tmp_path):
     out = tmp_path / "runs"
-    # two runs, one on each node, and a third waiting for a CPU
-    args = ["--methods", "ppo", "--tasks", "SimpleDoorKey", "--seeds", "1", "2", "3", "--total-timesteps", "4096",
-            f"--extra={EXTRA}"]
-    first = ray_sweep(ray_cluster, *args, out=out, wait=False)
-    try:
-        wait_for(lambda: all(list((out / f"SimpleDoorKey__ppo__{seed}").glob("events.*")) for seed in (1, 2)))
-        first.send_signal(signal.SIGINT)
-        _, stderr = first.communicate(timeout=120)
-    finally:
-        first.kill()
-    assert first.returncode == 130, stderr
+    args = ["--methods", "ppo", "--tasks", "SimpleDoorKey", "--total-timesteps", "100000000", f"--extra={EXTRA}"]
+    _, stderr = interrupt(ray_cluster, [*args, "--seeds", "1", "2", "3"], out, events=1)  # seed 3 waits for a CPU
     assert "2 interrupted (checkpoints kept), 1 not started" in stderr
-    assert processes_using(out) == []  # the runs stopped, on both nodes
-    for seed in (1, 2):
-        assert (out / f"SimpleDoorKey__ppo__{seed}/checkpoints/latest.pt").exists()
     assert not (out / "SimpleDoorKey__ppo__3").exists()  # the waiting run never started
+    checkpoints = [out / f"SimpleDoorKey__ppo__{seed}/checkpoints/latest.pt" for seed in (1, 2)]
+    before = [checkpoint_step(path) for path in checkpoints]
 
-    second = ray_sweep(ray_cluster, *args, out=out)
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert "3 runs, 0 already done, 3 to go (2 continuing from a checkpoint), on Ray" in second.stdout
-    for seed in (1, 2, 3):
-        assert json.loads((out / f"SimpleDoorKey__ppo__{seed}/summary.json").read_text())["frames"] == 4096
-    log = (out / "SimpleDoorKey__ppo__1.log").read_text()
-    assert "interrupted: checkpoint" in log and "summary in" in log  # one log: the first part, then the rest
+    # the next sweep continues both from their checkpoints (in the same folder: the first part's events stay)
+    stdout, stderr = interrupt(ray_cluster, [*args, "--seeds", "1", "2"], out, events=2)
+    assert "2 runs, 0 already done, 2 to go (2 continuing from a checkpoint), on Ray" in stdout
+    assert "2 interrupted (checkpoints kept), 0 not started" in stderr
+    assert all(checkpoint_step(path) > step for path, step in zip(checkpoints, before))
+    for seed in (1, 2):
+        assert (out / f"SimpleDoorKey__ppo__{seed}.log").read_text().count("interrupted: checkpoint") == 2
+
+
+def checkpoint_step(path: Path) -> int:
+    import torch
+
+    return torch.load(path, weights_only=False, map_location="cpu")["global_step"]
+
+
+def test_a_node_that_cannot_write_to_out_stops_the_sweep_before_its_first_run(ray_cluster):
+    if ray_cluster.unshared is None:
+        pytest.skip("needs `unshare --mount` (root) to give the second node a folder of its own")
+    out = ray_cluster.unshared / "runs"  # here and on the head, not on the second node
+    proc = ray_sweep(ray_cluster, "--methods", "teacher:rules", "--tasks", "SimpleDoorKey", "--seeds", "1", "2",
+                     "--teacher-episodes", "2", out=out)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("error: Ray node ") and line.endswith(
+        f"cannot write to {out} (No such file or directory): --out must be a folder every Ray node can write, "
+        "at the same path (shared storage)"), line
+    assert not list(out.glob("*__*"))  # nothing ran, not even on the head, which can write there
 
 
 def test_a_node_that_cannot_write_to_out_or_sees_another_folder_gets_one_line(tmp_path):
