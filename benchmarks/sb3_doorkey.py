@@ -31,26 +31,10 @@ def teacher_env():
     return TeacherWrapper(gym.make(ENV_ID), planner="recorded")
 
 
-def evaluate(model, episodes: int, deterministic: bool) -> float:
-    """Success rate over `episodes` fixed seeds; the teacher is switched off (all-zero teacher_probs)."""
-    env = teacher_env()
-    env.teacher_enabled = False
-    wins = 0
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=EVAL_SEED + episode)
-        done = False
-        while not done:
-            action, _ = model.predict(obs, deterministic=deterministic)
-            obs, reward, terminated, truncated, _ = env.step(int(action))
-            done = terminated or truncated
-        wins += reward > 0
-    return wins / episodes
-
-
 def run(algo: str, seed: int, frames: int, episodes: int) -> dict:
     from stable_baselines3.common.env_util import make_vec_env
 
-    from teacher_wrappers.sb3 import TeacherPPO
+    from teacher_wrappers.sb3 import TeacherPPO, success_rate
 
     torch.set_num_threads(1)
     env = make_vec_env(teacher_env, n_envs=16, seed=seed)
@@ -61,8 +45,9 @@ def run(algo: str, seed: int, frames: int, episodes: int) -> dict:
     wall = time.perf_counter() - start
     return {"algo": algo, "seed": seed, "frames": model.num_timesteps, "wall_s": round(wall, 1),
             "sps": round(model.num_timesteps / wall), "teacher_alone_return": model.teacher_return,
-            "sampled_success": evaluate(model, episodes, deterministic=False),
-            "greedy_success": evaluate(model, episodes, deterministic=True), "eval_episodes": episodes,
+            "sampled_success": success_rate(model, teacher_env(), episodes, deterministic=False, seed=EVAL_SEED),
+            "greedy_success": success_rate(model, teacher_env(), episodes, deterministic=True, seed=EVAL_SEED),
+            "eval_episodes": episodes,
             "teacher_queries": model.teacher_stats()["queries"]}
 
 

@@ -232,3 +232,21 @@ class TeacherPPO(PPO):
         """The counters of the sub-envs' teachers, summed (`TeacherStats.summary`)."""
         counters = [TeacherStats.of(stats) for stats in self.env.env_method("teacher_stats")]
         return sum(counters, TeacherStats()).summary()
+
+
+def success_rate(model, env: gym.Env, episodes: int, deterministic: bool = False, seed: int = 1_000_000) -> float:
+    """Share of `episodes` episodes (env seeds `seed`, `seed + 1`, ...) the student solves acting alone in `env`
+    (one env with a `TeacherWrapper`, whose teacher is switched off here: the policy never reads its
+    probabilities); `deterministic=False` samples the actions, `True` takes the argmax."""
+    env.get_wrapper_attr("teacher_enabled")  # a clear AttributeError on an env without a TeacherWrapper
+    env.set_wrapper_attr("teacher_enabled", False)
+    wins = 0
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        done = False
+        while not done:
+            action, _ = model.predict(obs, deterministic=deterministic)
+            obs, reward, terminated, truncated, _ = env.step(int(action))
+            done = terminated or truncated
+        wins += reward > 0
+    return wins / episodes
