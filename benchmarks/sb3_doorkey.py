@@ -75,5 +75,7 @@ if __name__ == "__main__":
                 result = run(algo, seed, args.frames, args.episodes)
                 print(json.dumps(result), flush=True)
                 (RESULTS / "sb3" / f"{algo}_{seed}.json").write_text(json.dumps(result, indent=1) + "\n")
-    header = "# TeacherPPO vs plain SB3 PPO, SimpleDoorKey (`python -m benchmarks.sb3_doorkey`)\n\n"
+    header = ("# TeacherPPO vs plain SB3 PPO, SimpleDoorKey (`python -m benchmarks.sb3_doorkey`)\n\n"
+              "16 envs, 100k frames, 50 evaluation episodes per row. SPS and wall: one core of a shared 2-core machine "
+              "(other jobs ran beside the teacher runs: compare success, not speed, across rows).\n\n")
     (RESULTS / "sb3.md").write_text(header + table())
