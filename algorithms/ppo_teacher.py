@@ -23,7 +23,7 @@ from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
 
 from teacher_wrappers import TeacherWrapper, training
-from teacher_wrappers.distillation import SCHEDULES, SuccessBuffer, distillation_target, distillation_weight
+from teacher_wrappers.distillation import SCHEDULES, SuccessBuffer, distillation_target, kl_to_teacher, make_schedule
 from teacher_wrappers.planners import PLANNERS
 from teacher_wrappers.student import Agent, student_env, student_obs, student_obs_shape
 from teacher_wrappers.wrapper import make_teacher_vector_env
@@ -267,6 +267,8 @@ if __name__ == "__main__":
     agent = Agent(obs_shape, n_actions, mission="mission" in envs.single_observation_space.spaces,
                   q_head=args.q_filter).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    schedule = make_schedule(args.schedule, args.lambda_start, args.lambda_decay, args.lambda_floor,
+                             args.teacher_off_iteration, args.linear_frames)
     teacher_return = 0.0
     if args.schedule == "adaptive" and not run.resumed:  # the teacher acting alone sets the bar
         seeds = args.eval_seed + 10_000 + np.arange(args.teacher_eval_episodes)
@@ -307,7 +309,7 @@ if __name__ == "__main__":
 
     for iteration in run.iterations():
         global_step = run.global_step
-        lam = distillation_weight(args, iteration, global_step, run.mean_return(at_least=10), teacher_return)
+        lam = schedule(iteration, global_step, run.mean_return(at_least=10), teacher_return)
         envs.teacher_enabled = lam > 0  # a switched-off teacher costs nothing
         # Annealing the rate if instructed to do so.
         if args.anneal_lr:
@@ -436,8 +438,7 @@ if __name__ == "__main__":
                     kl_logits = agent.actor(kl_hidden)
                 target = distillation_target(mb_teacher, kl_logits, None if agent.q is None else agent.q(kl_hidden),
                                              args.q_filter_margin)
-                log_student = F.log_softmax(kl_logits, dim=-1)
-                teacher_kl = (torch.xlogy(target, target) - target * log_student).sum(-1).mean()
+                teacher_kl = kl_to_teacher(kl_logits, target)
                 with torch.no_grad():
                     teacher_kls.append(teacher_kl.item())
                     agreements.append((kl_logits.argmax(-1) == mb_teacher.argmax(-1)).float().mean().item())
@@ -473,14 +474,16 @@ if __name__ == "__main__":
         writer.add_scalar("teacher/agreement", agreement, global_step)
         if successes is not None:
             writer.add_scalar("teacher/success_buffer_states", successes.size, global_step)
-        stats = envs.teacher_stats()
-        for key in ("queries", "cache_hits", "llm_calls", "llm_calls_per_1000_steps", "unparsed_steps",
-                    "loop_breaks"):
+        stats = envs.teacher_stats()  # the training teacher's own counters
+        for key in ("queries", "cache_hits", "llm_calls_per_1000_steps", "unparsed_steps", "loop_breaks"):
             writer.add_scalar(f"teacher/{key}", stats[key], global_step)
-        # success rate, SPS, progress bar, checkpoint; the curve's llm_calls: cumulative live LLM calls, the
-        # teacher-alone measurement of the adaptive schedule included
-        llm_calls = envs.teacher.planner.queries if envs.teacher.planner.live else 0
-        run.end_iteration(iteration, next_obs_dict, next_done, curves={"lambda": lam, "llm_calls": llm_calls},
+        # the LLM bill: every live answer, request, token and second of the run, whichever teacher asked (the
+        # adaptive schedule's teacher-alone warm-up and the demos included): the shared planner counts them
+        bill = envs.teacher.planner.bill()
+        for key, value in bill.items():
+            writer.add_scalar(f"teacher/{key}", value, global_step)
+        # success rate, SPS, progress bar, checkpoint
+        run.end_iteration(iteration, next_obs_dict, next_done, curves={"lambda": lam, "llm_calls": bill["llm_calls"]},
                           lam=f"{lam:.2f}", agree=f"{agreement:.2f}")
 
     run.end_training()  # the final checkpoint; on Ctrl-C the run stops here
@@ -493,4 +496,5 @@ if __name__ == "__main__":
         "ppo_teacher", greedy, sampled, planner=args.planner, schedule=args.schedule,
         teacher_alone_return=teacher_return if args.schedule == "adaptive" else None,
         teacher_demo_frames=demo_frames, teacher_eval_success_rate=float(np.mean(teacher_eval > 0)),
-        teacher_eval_mean_return=float(np.mean(teacher_eval)), teacher_stats=envs.teacher_stats())
+        teacher_eval_mean_return=float(np.mean(teacher_eval)), teacher_stats=envs.teacher_stats(),
+        **envs.teacher.planner.bill())  # the whole run's LLM bill, the final teacher-alone evaluation included

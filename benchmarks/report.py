@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import tyro  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from teacher_wrappers.planners.base import BILL  # noqa: E402
 from teacher_wrappers.training import atomic_path, write_text  # noqa: E402
 
 
@@ -105,6 +106,8 @@ def aggregate(groups) -> list[dict]:
             "wall_seconds_to_90_median": median_or_none([run.get("wall_seconds_to_90") for run in trained]),
             "sps_median": float(np.median([run["sps"] for run in trained])) if trained else None,
             "llm_queries": int(sum(run.get("teacher_stats", {}).get("queries", 0) for run in runs)),
+            # the whole runs' LLM bill (summary.json's llm_* keys: warm-up, training, demos and evaluation)
+            **{key: sum(run.get(key, 0) for run in runs) for key in BILL},
             "return_over_teacher_mean": _return_over_teacher(runs),
         })
     return rows
@@ -174,7 +177,8 @@ def markdown(rows: list[dict], title: str, plot: str) -> str:
              "greedy evaluation return over the teacher-alone mean return on the same seeds (above 1: the "
              "student surpassed its teacher).", "",
              "| task | method | seeds | final success (95% CI) | IQM | sampled | student / teacher | frames to 90% | "
-             "wall s to 90% | SPS | LLM queries |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "wall s to 90% | SPS | LLM queries | LLM calls | LLM requests | tokens (prompt / completion) | LLM s |",
+             "| --- " * 15 + "|"]
     for row in rows:
         low, high = row["final_success_ci95"]
         trained = row["sps_median"] is not None  # the teacher alone has no training to time
@@ -183,7 +187,8 @@ def markdown(rows: list[dict], title: str, plot: str) -> str:
                      + ("-" if row["return_over_teacher_mean"] is None else f"{row['return_over_teacher_mean']:.2f}") + " | "
                      + (f"{_fmt(row['frames_to_90_median'])} | {_fmt(row['wall_seconds_to_90_median'], 1)} | "
                         f"{_fmt(row['sps_median'])} | " if trained else "- | - | - | ")
-                     + f"{row['llm_queries']} |")
+                     + f"{row['llm_queries']} | {row['llm_calls']} | {row['llm_requests']} | "
+                       f"{row['llm_prompt_tokens']} / {row['llm_completion_tokens']} | {row['llm_seconds']:.1f} |")
     lines += ["", f"![learning curves]({plot})", ""]
     return "\n".join(lines)
 

@@ -3,20 +3,24 @@
 Loss = PPO + lambda_t * KL(target || student), where the target is the teacher's suggestion (or, with a
 Q-filter, only its trusted part) and lambda_t follows a schedule:
 
-- `reference`: the paper's: lambda falls by a constant per iteration to a floor, and to 0 at an iteration.
-- `linear`: lambda falls linearly to 0 over a number of frames.
-- `adaptive` (the default): full weight while the student's return trails the teacher's, none once it
-  matches it, and, as `linear`, none after the deadline.
+- `ReferenceSchedule`: the paper's: lambda falls by a constant per iteration to a floor, and to 0 at an iteration.
+- `LinearSchedule`: lambda falls linearly to 0 over a number of frames.
+- `AdaptiveSchedule` (the default): full weight while the student's return trails the teacher's, none once
+  it matches it, and, as `linear`, none after the deadline.
+
+A schedule is called with (iteration, global_step, recent_return, teacher_return) and gives lambda;
+`distillation_loss(logits, teacher_probs, lam)` is the term to add to any RL loss.
 
 `SuccessBuffer` keeps states of the student's own successful episodes with the teacher's suggestions there.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
-
-SCHEDULES = ("reference", "linear", "adaptive")
+import torch.nn.functional as F
 
 
 class SuccessBuffer:
@@ -54,22 +58,79 @@ def distillation_target(teacher, logits, q, margin):
     return target / target.sum(-1, keepdim=True).clamp_min(1e-8)  # a row with nothing trusted is all 0: no loss
 
 
-def distillation_weight(args, iteration: int, global_step: int, recent_return: float | None,
-                        teacher_return: float) -> float:
-    """lambda_t for the iteration about to be trained (iterations count from 1). `args` carries the schedule's
-    settings: `schedule`, `lambda_start`, and per schedule `lambda_decay`, `lambda_floor`, `teacher_off_iteration`
-    (reference) or `linear_frames` (linear, adaptive); `recent_return` is the student's recent mean return (None
-    while too few episodes), `teacher_return` the teacher's acting alone (adaptive)."""
-    if args.schedule == "reference":
-        if iteration >= args.teacher_off_iteration:
+def kl_to_teacher(logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student), the batch mean: `teacher_probs` (batch, n_actions) rows of probabilities (a row
+    of zeros adds nothing), `logits` the student's (batch, n_actions)."""
+    log_student = F.log_softmax(logits, dim=-1)
+    return (torch.xlogy(teacher_probs, teacher_probs) - teacher_probs * log_student).sum(-1).mean()
+
+
+def distillation_loss(logits: torch.Tensor, teacher_probs: torch.Tensor, weight: float) -> torch.Tensor:
+    """The distillation term to add to an RL loss: `weight * KL(teacher || student)` (see `kl_to_teacher`), with
+    `weight` a schedule's lambda for this update. Differentiable in `logits`; the teacher is a constant.
+
+        lam = schedule(iteration=i, global_step=frames, recent_return=..., teacher_return=...)
+        loss = ppo_loss + distillation_loss(logits, batch_teacher_probs, lam)
+    """
+    if teacher_probs.shape != logits.shape:
+        raise ValueError(f"teacher_probs has shape {tuple(teacher_probs.shape)}, the logits {tuple(logits.shape)}")
+    return weight * kl_to_teacher(logits, teacher_probs)
+
+
+@dataclass(frozen=True)
+class ReferenceSchedule:
+    """The paper's: lambda falls by `decay` per iteration from `start` to `floor`, and is 0 from `off_iteration`."""
+
+    start: float = 10.0
+    decay: float = 0.005
+    floor: float = 0.1
+    off_iteration: int = 1000
+
+    def __call__(self, iteration: int, global_step: int = 0, recent_return: float | None = None,
+                 teacher_return: float = 0.0) -> float:
+        if iteration >= self.off_iteration:
             return 0.0
-        return max(args.lambda_start - args.lambda_decay * (iteration - 1), args.lambda_floor)
-    if args.schedule == "linear":
-        return args.lambda_start * max(0.0, 1.0 - global_step / args.linear_frames)
-    # adaptive: full weight while the student trails the teacher, none once it matches it; and, as the
-    # linear schedule, none after linear_frames, so that reward takes over from a teacher that the
-    # student cannot match by imitation (a looping LLM plan, say)
-    deadline = max(0.0, 1.0 - global_step / args.linear_frames)
-    if recent_return is None or teacher_return <= 0:
-        return args.lambda_start * deadline
-    return args.lambda_start * deadline * float(np.clip(1.0 - recent_return / teacher_return, 0.0, 1.0))
+        return max(self.start - self.decay * (iteration - 1), self.floor)
+
+
+@dataclass(frozen=True)
+class LinearSchedule:
+    """lambda falls linearly from `start` to 0 over `frames` env steps."""
+
+    start: float = 10.0
+    frames: int = 100_000
+
+    def __call__(self, iteration: int = 1, global_step: int = 0, recent_return: float | None = None,
+                 teacher_return: float = 0.0) -> float:
+        return self.start * max(0.0, 1.0 - global_step / self.frames)
+
+
+@dataclass(frozen=True)
+class AdaptiveSchedule:
+    """Full weight while the student's recent return trails the teacher's (acting alone), none once it matches
+    it; and, as `LinearSchedule`, none after `frames`, so that reward takes over from a teacher the student
+    cannot match by imitation (a looping LLM plan, say). `recent_return` None (too few episodes yet) or a
+    teacher return <= 0 give the linear schedule's weight."""
+
+    start: float = 10.0
+    frames: int = 100_000
+
+    def __call__(self, iteration: int = 1, global_step: int = 0, recent_return: float | None = None,
+                 teacher_return: float = 0.0) -> float:
+        deadline = max(0.0, 1.0 - global_step / self.frames)
+        if recent_return is None or teacher_return <= 0:
+            return self.start * deadline
+        return self.start * deadline * float(np.clip(1.0 - recent_return / teacher_return, 0.0, 1.0))
+
+
+SCHEDULES = {"reference": ReferenceSchedule, "linear": LinearSchedule, "adaptive": AdaptiveSchedule}
+
+
+def make_schedule(name: str, start: float = 10.0, decay: float = 0.005, floor: float = 0.1, off_iteration: int = 1000,
+                  frames: int = 100_000):
+    """The schedule `name` (reference, linear or adaptive) with the settings it uses (the others are ignored)."""
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+    if name == "reference":
+        return ReferenceSchedule(start, decay, floor, off_iteration)
+    return SCHEDULES[name](start, frames)

@@ -1,4 +1,4 @@
-"""Hand-built memory maps for unit tests."""
+"""Hand-built memory maps for unit tests; TensorBoard scalars of a run."""
 
 from __future__ import annotations
 
@@ -51,3 +51,12 @@ def run_teacher(env, episodes: int, seed: int = 0, on_step=None, on_episode_end=
             on_episode_end(env)
         successes += reward > 0
     return successes / episodes
+
+
+def scalars(run_path) -> dict[str, list[float]]:
+    """Every scalar a TensorBoard event folder holds, by tag."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_path))
+    events.Reload()
+    return {tag: [event.value for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}

@@ -7,12 +7,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from helpers import scalars
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--num-envs", "4", "--num-steps", "32", "--eval-episodes", "3", "--no-progress"]
@@ -27,12 +26,6 @@ def run(script, *args, cwd, timeout=300, check=True):
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
-
-
-def scalars(run_path):
-    events = EventAccumulator(str(run_path))
-    events.Reload()
-    return {tag: [event.value for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
 def test_ppo_baseline_writes_summary_and_tensorboard(tmp_path):
@@ -154,19 +147,41 @@ def test_capture_video_records_episodes(tmp_path):
 
 
 def test_distillation_schedules():
-    from teacher_wrappers.distillation import distillation_weight as weight
+    from teacher_wrappers.distillation import AdaptiveSchedule, LinearSchedule, ReferenceSchedule, make_schedule
 
-    args = SimpleNamespace(schedule="reference", lambda_start=10.0, lambda_decay=0.005, lambda_floor=0.1,
-                           teacher_off_iteration=3000, linear_frames=1000)
-    assert [weight(args, i, 0, None, 0.0) for i in (1, 2, 1981, 2500, 3000)] == pytest.approx([10, 9.995, 0.1, 0.1, 0])
-    args.schedule = "linear"
-    assert [weight(args, 1, f, None, 0.0) for f in (0, 500, 1000, 5000)] == pytest.approx([10, 5, 0, 0])
-    args.schedule = "adaptive"
-    assert weight(args, 1, 0, None, 0.8) == 10  # no episodes yet
-    assert weight(args, 1, 0, 0.2, 0.8) == pytest.approx(7.5)  # the student trails the teacher
-    assert weight(args, 1, 0, 0.9, 0.8) == 0  # it passed the teacher
-    assert weight(args, 1, 500, 0.2, 0.8) == pytest.approx(3.75)  # and the deadline halves it
-    assert weight(args, 1, 1000, 0.2, 0.8) == 0
+    reference = ReferenceSchedule(start=10.0, decay=0.005, floor=0.1, off_iteration=3000)
+    assert [reference(i) for i in (1, 2, 1981, 2500, 3000)] == pytest.approx([10, 9.995, 0.1, 0.1, 0])
+    linear = LinearSchedule(start=10.0, frames=1000)
+    assert [linear(1, f) for f in (0, 500, 1000, 5000)] == pytest.approx([10, 5, 0, 0])
+    adaptive = AdaptiveSchedule(start=10.0, frames=1000)
+    assert adaptive(1, 0, None, 0.8) == 10  # no episodes yet
+    assert adaptive(1, 0, 0.2, 0.8) == pytest.approx(7.5)  # the student trails the teacher
+    assert adaptive(1, 0, 0.9, 0.8) == 0  # it passed the teacher
+    assert adaptive(1, 500, 0.2, 0.8) == pytest.approx(3.75)  # and the deadline halves it
+    assert adaptive(1, 1000, 0.2, 0.8) == 0
+    assert make_schedule("linear", start=10.0, frames=1000) == linear
+    assert make_schedule("reference", 10.0, 0.005, 0.1, 3000) == reference
+    with pytest.raises(ValueError, match="unknown schedule 'cosine'"):
+        make_schedule("cosine")
+
+
+def test_distillation_loss_is_the_weighted_kl_and_pulls_towards_the_teacher():
+    from teacher_wrappers.distillation import distillation_loss
+
+    teacher = torch.tensor([[0.7, 0.3, 0.0], [0.0, 0.0, 0.0]])  # a row of zeros (teacher off) adds nothing
+    logits = torch.zeros(2, 3, requires_grad=True)
+    expected = (0.7 * np.log(0.7 / (1 / 3)) + 0.3 * np.log(0.3 / (1 / 3))) / 2
+    assert distillation_loss(logits, teacher, 2.0).item() == pytest.approx(2 * expected, rel=1e-5)
+    assert distillation_loss(logits, teacher, 0.0).item() == 0
+    optimizer = torch.optim.SGD([logits], lr=1.0)
+    for _ in range(200):
+        optimizer.zero_grad()
+        distillation_loss(logits, teacher, 1.0).backward()
+        optimizer.step()
+    assert torch.softmax(logits[0], -1)[:2].tolist() == pytest.approx([0.7, 0.3], abs=0.02)
+    assert logits[1].tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match="teacher_probs has shape"):
+        distillation_loss(logits, teacher[:, :2], 1.0)
 
 
 def test_the_student_sees_the_mission_on_babyai():
@@ -207,3 +222,30 @@ def test_ppo_teacher_trains_on_babyai_with_the_suite_teacher(tmp_path, monkeypat
     assert all(frame.size == frames[0].size for frame in frames)
     written = render_gifs.main(render_gifs.Args(runs=str(tmp_path / "runs"), out=str(tmp_path / "gifs"), episodes=1))
     assert written == ([tmp_path / "gifs/BabyAI-GoToObj.gif"] if frames else [])
+
+
+def test_the_llm_bill_counts_every_live_answer_of_a_run(tmp_path):
+    """Warm-up (the adaptive schedule's teacher alone), training and the final teacher-alone evaluation each
+    have their own teacher; the bill counts the answers of all of them: as many as the fresh cache received."""
+    pytest.importorskip("transformers", reason="the llm extra is not installed")
+    from llm_fixtures import build_tiny_model
+
+    from teacher_wrappers.cache import AnswerCache
+
+    model = build_tiny_model(tmp_path / "tiny-llama")
+    cache = tmp_path / "answers.sqlite"
+    env = {**os.environ, "TEACHER_WRAPPERS_CACHE": str(cache), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    proc = subprocess.run([sys.executable, str(ROOT / "algorithms" / "ppo_teacher.py"), "--planner", "hf", "--model",
+                           str(model), "--planner-mode", "score", "--total-timesteps", "64", "--run-name", "bill",
+                           "--teacher-eval-episodes", "1", "--num-envs", "2", "--num-steps", "32", "--eval-episodes",
+                           "1", "--no-progress"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "runs/bill/summary.json").read_text())
+    answers = len(AnswerCache(cache).rows())
+    assert summary["llm_calls"] == answers > summary["teacher_stats"]["llm_calls"]  # not the training teacher's alone
+    assert summary["llm_requests"] == answers  # score mode: one forward pass per text
+    assert summary["llm_prompt_tokens"] > 0 and summary["llm_completion_tokens"] == 0 and summary["llm_seconds"] > 0
+    tags = scalars(tmp_path / "runs/bill")
+    assert tags["teacher/llm_calls"][-1] <= answers and tags["teacher/llm_requests"][-1] > 0

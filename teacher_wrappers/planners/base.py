@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from teacher_wrappers.styles import TextStyle
 
 PlanDistribution = list[tuple[str, float]]  # (plan text, probability), probabilities summing to 1
+BILL = ("llm_calls", "llm_requests", "llm_prompt_tokens", "llm_completion_tokens", "llm_seconds")
 
 
 class Planner:
@@ -31,6 +32,12 @@ class Planner:
 
     def plan(self, texts: Sequence[str], style: TextStyle | str = "plain") -> list[PlanDistribution]:
         raise NotImplementedError
+
+    def bill(self) -> dict:
+        """What the LLM behind this planner was asked, whichever teacher asked: texts answered live, requests
+        (HTTP requests, or model forward passes / generate calls), prompt and completion tokens (where the
+        backend reports them) and seconds waiting for it. All 0 for planners without a live LLM."""
+        return dict.fromkeys(BILL, 0) | {"llm_seconds": 0.0}
 
     def state_dict(self) -> dict:
         """Counters and whatever else changes later answers, as plain data (part of the teacher's state).

@@ -145,7 +145,9 @@ class HFPlanner(LLMPlanner):
             input_ids=ids, attention_mask=mask, do_sample=True, temperature=self.temperature,
             num_return_sequences=self.n, max_new_tokens=self.max_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id)
-        decoded = self.tokenizer.batch_decode(output[:, ids.shape[1]:], skip_special_tokens=True)
+        generated = output[:, ids.shape[1]:]
+        self.charge(1, int(mask.sum()), int((generated != self.tokenizer.pad_token_id).sum()))
+        decoded = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
         return [distribution_from_samples(decoded[i * self.n:(i + 1) * self.n]) for i in range(len(texts))]
 
     @torch.inference_mode()
@@ -158,6 +160,7 @@ class HFPlanner(LLMPlanner):
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = self.network(input_ids=ids, attention_mask=mask, position_ids=positions,
                               logits_to_keep=keep).logits  # (plans, keep, vocab): continuations only
+        self.charge(1, int(mask.sum()))
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         scores = []
         for row, continuation in enumerate(continuations):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +47,19 @@ class LLMPlanner(Planner):
             self.cache = cache if isinstance(cache, AnswerCache) else AnswerCache(cache)
         self.cache_hits = 0
         self.live_seconds = 0.0
+        self.requests = self.prompt_tokens = self.completion_tokens = 0  # see `bill`
+        self._bill_lock = threading.Lock()  # requests may run in threads
+
+    def charge(self, requests: int = 1, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        """Count requests (or forward passes) made to the LLM and the tokens they took, as the backend says."""
+        with self._bill_lock:
+            self.requests += requests
+            self.prompt_tokens += prompt_tokens
+            self.completion_tokens += completion_tokens
+
+    def bill(self) -> dict:
+        return {"llm_calls": self.queries, "llm_requests": self.requests, "llm_prompt_tokens": self.prompt_tokens,
+                "llm_completion_tokens": self.completion_tokens, "llm_seconds": self.live_seconds}
 
     def settings(self) -> dict:
         """Everything besides the prompt that changes the answer (never secrets)."""
@@ -57,11 +71,14 @@ class LLMPlanner(Planner):
     def state_dict(self) -> dict:
         # the mode too: a server that cannot score makes the planner sample from then on
         return {**super().state_dict(), "mode": self.mode, "cache_hits": self.cache_hits,
-                "live_seconds": self.live_seconds}
+                "live_seconds": self.live_seconds, "requests": self.requests, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.mode, self.cache_hits, self.live_seconds = state["mode"], state["cache_hits"], state["live_seconds"]
+        self.requests, self.prompt_tokens = state.get("requests", 0), state.get("prompt_tokens", 0)
+        self.completion_tokens = state.get("completion_tokens", 0)
 
     def plan(self, texts: Sequence[str], style: TextStyle | str = "plain") -> list[PlanDistribution]:
         style = get_style(style)

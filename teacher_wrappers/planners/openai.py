@@ -80,6 +80,7 @@ class OpenAIPlanner(LLMPlanner):
                 with urllib.request.urlopen(request, timeout=self.timeout) as reply:
                     body = reply.read()
             except urllib.error.HTTPError as error:
+                self.charge()
                 last_error = f"HTTP {error.code}"
                 if error.code in unsupported:
                     raise _ScoringUnsupported(f"HTTP {error.code} on {path}") from error
@@ -91,9 +92,15 @@ class OpenAIPlanner(LLMPlanner):
                 last_error = f"{type(error).__name__}: {getattr(error, 'reason', error)}"
                 continue
             try:
-                return json.loads(body)
+                reply = json.loads(body)
             except json.JSONDecodeError:
+                self.charge()
                 last_error = f"malformed JSON reply: {body[:200]!r}"
+                continue
+            usage = reply.get("usage") if isinstance(reply, dict) else None
+            usage = usage if isinstance(usage, dict) else {}
+            self.charge(1, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+            return reply
         raise PlannerError(f"{self._where()} failed on {path} after {self.max_retries + 1} attempts: {last_error}")
 
     def _check_server(self) -> None:

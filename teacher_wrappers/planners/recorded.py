@@ -102,6 +102,10 @@ class RecordedPlanner(Planner):
             fallback_answers = {text: [(FALLBACK_PLAN, 1.0)] for text in unknown}
         return [self.table[text] if text in self.table else fallback_answers[text] for text in texts]
 
+    def bill(self) -> dict:
+        """The fallback's: a table costs nothing, an LLM fallback does."""
+        return super().bill() if self.fallback is None else self.fallback.bill()
+
     def state_dict(self) -> dict:
         return {**super().state_dict(), "fallbacks": self.fallbacks,
                 "fallback": None if self.fallback is None else self.fallback.state_dict()}
