@@ -19,8 +19,9 @@ import pytest
 from llm_fixtures import build_tiny_model
 
 SERVING = all(importlib.util.find_spec(name) for name in ("transformers", "fastapi", "uvicorn", "openai"))
-pytestmark = pytest.mark.skipif(not SERVING, reason="transformers' serving extras are missing: "
-                                                    "pip install 'transformers[serving]'")
+pytestmark = [pytest.mark.xdist_group("openai_server"),  # its module fixtures stay in one test worker
+              pytest.mark.skipif(not SERVING, reason="transformers' serving extras are missing: "
+                                                    "pip install 'transformers[serving]'")]
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["Agent sees <key>, <door>, holds <nothing>.", "Agent sees <door>, holds <key>."]
 

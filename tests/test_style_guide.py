@@ -15,6 +15,8 @@ from teacher_wrappers.plans import Option
 from teacher_wrappers.prompt import chat_messages
 from teacher_wrappers.wrapper import make_teacher_vector_env
 
+pytestmark = pytest.mark.xdist_group("style_guide")  # its module fixtures stay in one test worker
+
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "styles.md"
 
 

@@ -28,6 +28,8 @@ pytest.importorskip("ray", reason="the Ray backend needs Ray: pip install 'teach
 
 from benchmarks import ray_backend
 
+pytestmark = pytest.mark.xdist_group("sweep_on_ray")  # its module fixtures stay in one test worker
+
 START_SECONDS = 180  # for a node to come up on a busy 2-core machine
 # Ray turns token authentication on where ~/.ray/auth_token exists (any local ray.init() makes one): the same
 # setting for the nodes and the sweeps, whatever that file says.
