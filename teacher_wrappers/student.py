@@ -7,6 +7,9 @@ observation it was trained with.
 The student sees the memory map of the whole grid (`MemoryMapObservation`); on plain MiniGrid and BabyAI
 ids also the mission (`obs["mission"]`), and with `visits=True` how often it has seen the current map
 this episode (`RevisitCount`). It never reads `obs["teacher_probs"]`: the teacher is for the loss only.
+
+Two networks share the encoder: `Agent` (feed-forward, `--student mlp`) and `RecurrentAgent` (`--student lstm`:
+an LSTM over the encoder's features, its state carried from step to step and reset where an episode starts).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from teacher_wrappers.episodic import RevisitCount
 from teacher_wrappers.memory import MemoryMapObservation
 
 MISSION_FIELDS, MISSION_VALUES = 12, 16  # the mission vector's instruction fields, each a small index
+STUDENTS = ("mlp", "lstm")  # the scripts' --student: Agent, RecurrentAgent
 
 
 def student_env(env_id: str, visits: bool = False, **make_kwargs) -> gym.Env:
@@ -114,6 +118,7 @@ class Agent(nn.Module):
 
     # MiniGrid has 11 object types, 6 colours, 3 door states; channel 3 holds heading + 1 (0: no agent).
     SIZES = (11, 6, 3, 5)
+    recurrent = False
 
     def __init__(self, obs_shape: tuple[int, ...], n_actions: int, mission: bool = False, q_head: bool = False):
         super().__init__()
@@ -142,10 +147,11 @@ class Agent(nn.Module):
         self.q = layer_init(nn.Linear(128, n_actions), std=0.01) if q_head else None
 
     @classmethod
-    def for_space(cls, observation_space: gym.spaces.Dict, n_actions: int, q_head: bool = False) -> Agent:
-        """The network for a (single) observation space of a student env."""
-        return cls(student_obs_shape(observation_space), n_actions, mission="mission" in observation_space.spaces,
-                   q_head=q_head)
+    def for_space(cls, observation_space: gym.spaces.Dict, n_actions: int, q_head: bool = False,
+                  recurrent: bool = False) -> Agent:
+        """The network for a (single) observation space of a student env; a `RecurrentAgent` with `recurrent=True`."""
+        return (RecurrentAgent if recurrent else cls)(student_obs_shape(observation_space), n_actions,
+                                                      mission="mission" in observation_space.spaces, q_head=q_head)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if self.mission:
@@ -166,7 +172,10 @@ class Agent(nn.Module):
 
     def get_action_and_value(self, x: torch.Tensor, action: torch.Tensor | None = None):
         """(action, its log-probability, entropy, value, logits, hidden features)."""
-        hidden = self.features(x)
+        return self.heads(self.features(x), action)
+
+    def heads(self, hidden: torch.Tensor, action: torch.Tensor | None = None):
+        """`get_action_and_value` from the hidden features."""
         logits = self.actor(hidden)
         probs = Categorical(logits=logits)
         if action is None:
@@ -174,10 +183,94 @@ class Agent(nn.Module):
         return action, probs.log_prob(action), probs.entropy(), self.critic(hidden), logits, hidden
 
     def act(self, obs: dict, greedy: bool = True, generator: torch.Generator | None = None) -> np.ndarray:
-        """Actions for a batch of student-env observations (dicts of arrays), as a deployed student acts."""
+        """Actions for a batch of student-env observations (dicts of arrays), as a deployed student acts (one call
+        per step; where sub-envs start new episodes, call `reset(mask)`: a recurrent student forgets them)."""
         device = self.actor.weight.device
         with torch.no_grad():
-            logits = self.actor(self.features(torch.as_tensor(student_obs(obs), device=device)))
+            logits = self.actor(self.step_features(torch.as_tensor(student_obs(obs), device=device)))
         if greedy:
             return logits.argmax(-1).cpu().numpy()
         return torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=generator).squeeze(1).numpy()
+
+    def step_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The hidden features of one step of the deployed student (`act`)."""
+        return self.features(x)
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """New episodes start in the sub-envs of `mask` (all of them with None): a feed-forward student forgets nothing."""
+
+
+class RecurrentAgent(Agent):
+    """`Agent` with an LSTM (128 units) between the encoder's features and the heads, as in CleanRL's
+    `ppo_atari_lstm.py`: what it saw earlier in the episode (the key it tried, the turns it made) can change
+    what it does now, so a greedy policy is not bound to repeat itself on a map that does not change.
+
+    The state of a batch of B sub-envs is one tensor (2, B, 128): the LSTM's h and c. Sequences are time-major:
+    x holds T steps of B sub-envs as (T * B, ...), and `done` (T * B,) is 1 where a step's observation begins a
+    new episode; the state is zeroed there (CleanRL's convention: `done` travels with the observation after it).
+    """
+
+    recurrent = True
+
+    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, mission: bool = False, q_head: bool = False):
+        super().__init__(obs_shape, n_actions, mission=mission, q_head=q_head)
+        self.lstm = nn.LSTM(128, 128)
+        for name, parameter in self.lstm.named_parameters():
+            if "bias" in name:
+                nn.init.constant_(parameter, 0)
+            else:
+                nn.init.orthogonal_(parameter, 1.0)
+        self.act_state: torch.Tensor | None = None  # the deployed student's state (`act`), not a weight
+
+    def initial_state(self, num_envs: int) -> torch.Tensor:
+        """The state at the start of an episode, for `num_envs` sub-envs: zeros (2, num_envs, 128)."""
+        return torch.zeros(2, num_envs, self.lstm.hidden_size, device=self.actor.weight.device)
+
+    def get_states(self, x: torch.Tensor, state: torch.Tensor, done: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LSTM's outputs on a sequence (T * B, 128) and the state after it. The state is zeroed where `done`;
+        the steps between two resets run as one LSTM call."""
+        hidden = self.features(x)
+        batch = state.shape[1]
+        hidden, done = hidden.view(-1, batch, hidden.shape[-1]), done.view(-1, batch)
+        starts = [0] + [t for t in range(1, len(done)) if done[t].any()]
+        outputs = []
+        for begin, end in zip(starts, starts[1:] + [len(done)]):
+            state = state * (1.0 - done[begin]).view(1, -1, 1)
+            output, (h, c) = self.lstm(hidden[begin:end], (state[:1].contiguous(), state[1:].contiguous()))
+            state = torch.cat([h, c])
+            outputs.append(output)
+        return torch.cat(outputs).flatten(0, 1), state
+
+    def episode_states(self, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        """The LSTM's outputs on whole episodes, each from the zero state (an episode starts at a reset): `x` holds
+        them one after another, episode i's `lengths[i]` steps; the outputs (sum(lengths), 128) in the same order."""
+        packed = nn.utils.rnn.pack_sequence(self.features(x).split(lengths), enforce_sorted=False)
+        output, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0])  # (T, episodes, 128), padded
+        steps = torch.arange(output.shape[0], device=x.device)
+        return output.transpose(0, 1)[steps[None] < torch.as_tensor(lengths, device=x.device)[:, None]]
+
+    def get_value(self, x: torch.Tensor, state: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+        return self.critic(self.get_states(x, state, done)[0])
+
+    def get_action_and_value(self, x: torch.Tensor, state: torch.Tensor, done: torch.Tensor,
+                             action: torch.Tensor | None = None):
+        """(action, its log-probability, entropy, value, logits, LSTM outputs, the state after the sequence)."""
+        hidden, state = self.get_states(x, state, done)
+        return *self.heads(hidden, action), state
+
+    def step_features(self, x: torch.Tensor) -> torch.Tensor:
+        """One step of the deployed student (`act`): the state is carried from call to call, one row per sub-env (a
+        batch of another size starts from zeros). Call `reset(mask)` where sub-envs start new episodes, `reset()`
+        before new episodes everywhere."""
+        if self.act_state is None or self.act_state.shape[1] != len(x):
+            self.act_state = self.initial_state(len(x))
+        hidden, self.act_state = self.get_states(x, self.act_state, torch.zeros(len(x), device=x.device))
+        return hidden
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """The sub-envs of `mask` (bool per sub-env; all with None) start new episodes: their state is zeroed."""
+        if mask is None or self.act_state is None:
+            self.act_state = None
+        else:
+            keep = torch.as_tensor(~np.asarray(mask, dtype=bool), dtype=torch.float32, device=self.act_state.device)
+            self.act_state = self.act_state * keep.view(1, -1, 1)

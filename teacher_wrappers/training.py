@@ -218,18 +218,22 @@ def crash_handler(run_path: Path, latest: Callable[[], dict | None]):
 
 # -------------------------------------------------------------------------------------------- evaluation
 def play_episodes(env_fns: Sequence[Callable[[], gym.Env]], seeds: Sequence[int],
-                  choose_actions: Callable[[dict], np.ndarray], stop: Callable[[], bool] = lambda: False) -> np.ndarray:
+                  choose_actions: Callable[[dict], np.ndarray], stop: Callable[[], bool] = lambda: False,
+                  new_episodes: Callable[[np.ndarray], None] = lambda mask: None) -> np.ndarray:
     """Plays one episode per seed (episode i on seeds[i]) on a vector env; returns the episodes' returns.
 
     The sub-envs play side by side and `choose_actions(obs)` picks the actions of all of them at once
-    (one batched forward); a sub-env that finishes starts the next unplayed seed. `stop()` is asked
-    every step so that Ctrl-C ends a long evaluation (KeyboardInterrupt).
+    (one batched forward); a sub-env that finishes starts the next unplayed seed, and `new_episodes(mask)`
+    hears which sub-envs start new episodes (all of them at first), so that a recurrent student forgets the
+    episode that ended there. `stop()` is asked every step so that Ctrl-C ends a long evaluation
+    (KeyboardInterrupt).
     """
     envs = gym.vector.SyncVectorEnv(list(env_fns[: len(seeds)]), autoreset_mode=gym.vector.AutoresetMode.DISABLED)
     episode = np.arange(envs.num_envs)  # the episode each sub-env plays
     returns, running = np.zeros(len(seeds)), np.zeros(envs.num_envs)
     obs, _ = envs.reset(seed=[int(seeds[i]) for i in episode])
     next_episode, playing = envs.num_envs, np.ones(envs.num_envs, dtype=bool)
+    new_episodes(playing.copy())
     while playing.any():
         if stop():
             envs.close()
@@ -244,6 +248,7 @@ def play_episodes(env_fns: Sequence[Callable[[], gym.Env]], seeds: Sequence[int]
         if finished.any():  # sub-envs with no episode left restart too: a vector env steps only live episodes
             restart = [int(seeds[e]) if e < len(seeds) else None for e in episode]
             obs, _ = envs.reset(seed=restart, options={"reset_mask": finished})
+            new_episodes(finished)
     envs.close()
     return returns
 
@@ -251,9 +256,10 @@ def play_episodes(env_fns: Sequence[Callable[[], gym.Env]], seeds: Sequence[int]
 def evaluate(agent, env_fns: Sequence[Callable[[], gym.Env]], seeds: Sequence[int], greedy: bool = True,
              sample_seed: int = 0, stop: Callable[[], bool] = lambda: False) -> tuple[float, float]:
     """The student (`teacher_wrappers.student.Agent`) on fixed seeds, greedy (argmax) or sampled:
-    (success rate, mean return). Every task here rewards success and only success."""
+    (success rate, mean return); a recurrent student's state is carried and reset per episode. Every task here
+    rewards success and only success."""
     generator = torch.Generator().manual_seed(sample_seed)  # leaves the training RNG untouched
-    returns = play_episodes(env_fns, seeds, lambda obs: agent.act(obs, greedy, generator), stop)
+    returns = play_episodes(env_fns, seeds, lambda obs: agent.act(obs, greedy, generator), stop, agent.reset)
     return float(np.mean(returns > 0)), float(np.mean(returns))
 
 

@@ -89,3 +89,87 @@ def test_greedy_envs_are_reported_apart_from_the_sampled_ones(tmp_path):
     assert len(tags["charts/greedy_episodic_return"]) >= 2
     assert len(tags["charts/episodic_return"]) >= 2
     assert summary["learning_curve"]["episodes"][-1] == len(tags["charts/episodic_return"])
+
+
+def _recurrent_student_and_observations(steps, envs, seed=0):
+    """A recurrent student and `steps` x `envs` observations of SimpleDoorKey under random actions (time-major),
+    with the done flags of the rollout (1 where an observation begins a new episode)."""
+    from teacher_wrappers.student import RecurrentAgent
+
+    env = gym.vector.SyncVectorEnv([lambda: student_env("TeacherWrappers/SimpleDoorKey-v0")] * envs,
+                                   autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    obs, _ = env.reset(seed=seed)
+    rng, frames, dones, done = np.random.default_rng(seed), [], [], np.zeros(envs, dtype=bool)
+    for _ in range(steps):
+        frames.append(student_obs(obs))
+        dones.append(done)
+        obs, _, terminated, truncated, _ = env.step(rng.integers(0, 3, envs))  # turns and forward: episodes run long
+        done = terminated | truncated
+    torch.manual_seed(seed)
+    agent = RecurrentAgent(frames[0].shape[1:], 7)
+    return agent, torch.as_tensor(np.stack(frames)), torch.as_tensor(np.stack(dones), dtype=torch.float32)
+
+
+def test_the_recurrent_state_resets_where_an_episode_starts():
+    agent, obs, _ = _recurrent_student_and_observations(6, 3)
+    with torch.no_grad():
+        _, state = agent.get_states(obs[:5].flatten(0, 1), agent.initial_state(3), torch.zeros(15))
+        assert state.abs().sum() > 0  # five steps in, the state remembers them
+        done = torch.tensor([1.0, 0.0, 1.0])  # sub-envs 0 and 2 begin new episodes at the sixth step
+        after, _ = agent.get_states(obs[5], state, done)
+        fresh, _ = agent.get_states(obs[5], agent.initial_state(3), torch.zeros(3))
+        carried, _ = agent.get_states(obs[5], state, torch.zeros(3))
+    assert torch.equal(after[[0, 2]], fresh[[0, 2]])
+    assert torch.equal(after[1], carried[1]) and not torch.allclose(after[1], fresh[1])
+
+
+def test_a_recurrent_sequence_gives_the_step_by_step_outputs():
+    """The update runs the rollout's sequences again, from its initial state, in minibatches of whole envs: the same
+    outputs as the rollout's one step at a time, resets included; whole episodes from zero give them too."""
+    steps, envs = 32, 4
+    agent, obs, dones = _recurrent_student_and_observations(steps, envs)
+    dones[7, 1] = dones[20, 2] = dones[21, 0] = 1.0  # resets mid-sequence, beside the episodes' own ends
+    with torch.no_grad():
+        start = agent.get_states(obs[0], agent.initial_state(envs), torch.zeros(envs))[1]  # a state not zero
+        state, stepwise = start, []
+        for t in range(steps):
+            hidden, state = agent.get_states(obs[t], state, dones[t])
+            stepwise.append(hidden)
+        stepwise = torch.stack(stepwise)  # (steps, envs, 128)
+        mb_envs = [3, 1]
+        sequence, final = agent.get_states(obs[:, mb_envs].flatten(0, 1), start[:, mb_envs], dones[:, mb_envs].flatten())
+        # (torch.testing.assert_close would import torch.distributed: seconds)
+        assert torch.allclose(sequence.view(steps, 2, -1), stepwise[:, mb_envs], atol=1e-6)
+        assert torch.allclose(final, state[:, mb_envs], atol=1e-6)
+        # env 1 from its reset at step 7 to step 19: one episode from the zero state
+        episodes = agent.episode_states(torch.cat([obs[7:20, 1], obs[21:30, 0]]), [13, 9])
+        assert torch.allclose(episodes, torch.cat([stepwise[7:20, 1], stepwise[21:30, 0]]), atol=1e-6)
+
+
+def test_evaluation_carries_the_recurrent_state_and_resets_it_per_finished_episode():
+    from teacher_wrappers.student import RecurrentAgent
+    from teacher_wrappers.training import evaluate
+
+    def make_env():
+        return student_env("TeacherWrappers/SimpleDoorKey-v0", max_steps=5)  # short episodes: slots restart often
+
+    torch.manual_seed(0)
+    agent = RecurrentAgent(student_obs(make_env().reset(seed=0)[0]).shape, 7)
+    calls, resets, act, reset = [], [], agent.act, agent.reset
+
+    def watched_act(obs, greedy=True, generator=None):
+        calls.append(None if agent.act_state is None else agent.act_state.clone())
+        return act(obs, greedy, generator)
+
+    def watched_reset(mask=None):
+        resets.append(None if mask is None else np.array(mask))
+        reset(mask)
+
+    agent.act, agent.reset = watched_act, watched_reset
+    success, _ = evaluate(agent, [make_env] * 2, np.arange(5), greedy=False)
+    assert success == 0.0  # 5 steps are too few to open the door
+    assert calls[0] is None and calls[1].abs().sum() > 0  # a fresh state, then carried
+    # 5 episodes of 5 steps on 2 slots: both start anew at steps 0, 5, 10 and 15 (the last round: one episode and an
+    # idle slot); each reset zeroes the state of the slots that start anew
+    assert len(resets) == 4 and all(mask.all() for mask in resets)
+    assert calls[5].abs().sum() == 0 and calls[6].abs().sum() > 0
