@@ -88,6 +88,9 @@ class Args:
     of charts/success_rate)"""
 
     # The agent's network
+    student: str = "mlp"
+    """the network: 'mlp' (feed-forward) or 'lstm' (an LSTM over the same features, its state carried through the
+    episode; minibatches of whole environments: --num-envs a multiple of --num-minibatches)"""
     visits: bool = False
     """show the agent how often it has seen the current memory map this episode (teacher_wrappers.RevisitCount),
     so that a greedy policy can notice that it is going round in circles"""
@@ -158,7 +161,8 @@ if __name__ == "__main__":
 
     obs_shape = student_obs_shape(envs.single_observation_space)
 
-    agent = Agent(obs_shape, n_actions, mission="mission" in envs.single_observation_space.spaces).to(device)
+    recurrent = args.student == "lstm"
+    agent = Agent.for_space(envs.single_observation_space, n_actions, recurrent=recurrent).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
 
     # ALGO Logic: Storage setup
@@ -169,8 +173,12 @@ if __name__ == "__main__":
     dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
     values = torch.zeros((args.num_steps, args.num_envs)).to(device)
 
-    # TRY NOT TO MODIFY: start the game (or continue a checkpoint exactly)
-    next_obs_dict, next_done = run.start(envs, {"agent": agent, "optimizer": optimizer})
+    # TRY NOT TO MODIFY: start the game (or continue a checkpoint exactly, the LSTM state included)
+    next_lstm_state = agent.initial_state(args.num_envs) if recurrent else None
+    next_obs_dict, next_done = run.start(envs, {"agent": agent, "optimizer": optimizer},
+                                         lambda: {"lstm_state": next_lstm_state})
+    if recurrent and run.resumed:
+        next_lstm_state = run.state["lstm_state"].to(device)
     next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
     next_done = next_done.to(device)
     writer = run.writer
@@ -181,6 +189,7 @@ if __name__ == "__main__":
             frac = 1.0 - (iteration - 1.0) / args.num_iterations
             lrnow = frac * args.learning_rate
             optimizer.param_groups[0]["lr"] = lrnow
+        initial_lstm_state = next_lstm_state.clone() if recurrent else None  # the update starts its sequences here
 
         for step in range(0, args.num_steps):
             obs[step] = next_obs
@@ -188,7 +197,11 @@ if __name__ == "__main__":
 
             # ALGO LOGIC: action logic
             with torch.inference_mode():
-                action, logprob, _, value, logits, _ = agent.get_action_and_value(next_obs)
+                if recurrent:
+                    action, logprob, _, value, logits, _, next_lstm_state = agent.get_action_and_value(
+                        next_obs, next_lstm_state, next_done)
+                else:
+                    action, logprob, _, value, logits, _ = agent.get_action_and_value(next_obs)
                 if greedy_envs:
                     action[:greedy_envs] = logits[:greedy_envs].argmax(-1)
                     logprob = Categorical(logits=logits).log_prob(action)
@@ -207,7 +220,8 @@ if __name__ == "__main__":
 
         # bootstrap value if not done
         with torch.no_grad():
-            next_value = agent.get_value(next_obs).reshape(1, -1)
+            next_value = (agent.get_value(next_obs, next_lstm_state, next_done) if recurrent
+                          else agent.get_value(next_obs)).reshape(1, -1)
             advantages = torch.zeros_like(rewards).to(device)
             lastgaelam = 0
             for t in reversed(range(args.num_steps)):
@@ -225,21 +239,27 @@ if __name__ == "__main__":
         b_obs = obs.reshape((-1,) + obs_shape)
         b_logprobs = logprobs.reshape(-1)
         b_actions = actions.reshape(-1)
+        b_dones = dones.reshape(-1)
         b_advantages = advantages.reshape(-1)
         b_returns = returns.reshape(-1)
         b_values = values.reshape(-1)
 
-        # Optimizing the policy and value network
-        b_inds = np.arange(args.batch_size)
+        # Optimizing the policy and value network: minibatches of samples or, for the LSTM, of whole envs
+        b_inds = np.arange(args.num_envs if recurrent else args.batch_size)
+        mb_size = len(b_inds) // args.num_minibatches
+        flat_inds = np.arange(args.batch_size).reshape(args.num_steps, args.num_envs)
         clipfracs = []
         for epoch in range(args.update_epochs):
             np.random.shuffle(b_inds)
-            for start in range(0, args.batch_size, args.minibatch_size):
-                end = start + args.minibatch_size
-                mb_inds = b_inds[start:end]
-
-                _, newlogprob, entropy, newvalue, _, _ = agent.get_action_and_value(
-                    b_obs[mb_inds], b_actions.long()[mb_inds])
+            for start in range(0, len(b_inds), mb_size):
+                mb_inds = b_inds[start:start + mb_size]
+                if recurrent:  # these envs' sequences, run again from the rollout's initial state
+                    mb_envs, mb_inds = mb_inds, flat_inds[:, mb_inds].ravel()
+                    _, newlogprob, entropy, newvalue, _, _, _ = agent.get_action_and_value(
+                        b_obs[mb_inds], initial_lstm_state[:, mb_envs], b_dones[mb_inds], b_actions.long()[mb_inds])
+                else:
+                    _, newlogprob, entropy, newvalue, _, _ = agent.get_action_and_value(
+                        b_obs[mb_inds], b_actions.long()[mb_inds])
                 logratio = newlogprob - b_logprobs[mb_inds]
                 ratio = logratio.exp()
 

@@ -65,8 +65,9 @@ def check_choice(value: str, valid: Sequence[str], what: str, plural: str = "") 
 
 
 def check_args(args: Any) -> None:
-    """The checks every training script needs: counts, the greedy fraction, the budget, the env id."""
+    """The checks every training script needs: counts, the greedy fraction, the budget, the student, the env id."""
     from teacher_wrappers.envs import NAMESPACE, TASKS
+    from teacher_wrappers.student import STUDENTS
 
     for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs"):
         if getattr(args, name) < 1:
@@ -80,6 +81,11 @@ def check_args(args: Any) -> None:
              "nothing would be trained")
     if args.num_minibatches > batch:
         fail(f"--num-minibatches {args.num_minibatches} is more than the batch of {batch} samples")
+    student = getattr(args, "student", "mlp")
+    check_choice(student, STUDENTS, "--student")
+    if student == "lstm" and args.num_envs % args.num_minibatches:
+        fail(f"--student lstm trains on minibatches of whole environments: --num-envs {args.num_envs} must be a "
+             f"multiple of --num-minibatches {args.num_minibatches}")
     tasks = ", ".join(f"{NAMESPACE}/{task}-v0" for task in TASKS)
     try:
         env = gym.make(args.env_id)  # also finds ids registered by a module: "my_module:MyEnv-v0"

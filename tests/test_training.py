@@ -24,6 +24,7 @@ class Args:  # the settings every script has, as the scripts' tyro dataclasses h
     num_minibatches: int = 4
     update_epochs: int = 3
     greedy_fraction: float = 0.125
+    student: str = "mlp"
     eval_episodes: int = 100
     eval_envs: int = 32
     run_dir: str = "runs"
@@ -46,6 +47,8 @@ def one_line_exit(capsys, call) -> str:
     ({"num_steps": -1}, "--num-steps must be at least 1, got -1"),
     ({"num_minibatches": 200}, "--num-minibatches 200 is more than the batch of 128 samples"),
     ({"greedy_fraction": 1.0}, "--greedy-fraction must be at least 0 and below 1, got 1.0"),
+    ({"student": "gru"}, "unknown --student 'gru'; valid: mlp, lstm"),
+    ({"student": "lstm", "num_envs": 6}, "--num-envs 6 must be a multiple of --num-minibatches 4"),
     ({"env_id": "TeacherWrappers/SimpleDorKey-v0"}, "unknown env id 'TeacherWrappers/SimpleDorKey-v0'; valid: "
                                                     "TeacherWrappers/SimpleDoorKey-v0"),
     ({"env_id": "CartPole-v1"}, "CartPole-v1 is not a MiniGrid environment"),
