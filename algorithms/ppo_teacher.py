@@ -23,7 +23,14 @@ from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
 
 from teacher_wrappers import TeacherWrapper, training
-from teacher_wrappers.distillation import SCHEDULES, SuccessBuffer, distillation_target, kl_to_teacher, make_schedule
+from teacher_wrappers.distillation import (
+    SCHEDULES,
+    SuccessBuffer,
+    SuccessEpisodes,
+    distillation_target,
+    kl_to_teacher,
+    make_schedule,
+)
 from teacher_wrappers.planners import PLANNERS
 from teacher_wrappers.student import Agent, student_env, student_obs, student_obs_shape
 from teacher_wrappers.wrapper import make_teacher_vector_env
@@ -141,6 +148,10 @@ class Args:
     of charts/success_rate)"""
 
     # The student's network
+    student: str = "mlp"
+    """the network: 'mlp' (feed-forward) or 'lstm' (an LSTM over the same features, its state carried through the
+    episode; minibatches of whole environments: --num-envs a multiple of --num-minibatches; the success buffer
+    keeps whole episodes)"""
     visits: bool = False
     """show the student how often it has seen the current memory map this episode (teacher_wrappers.RevisitCount),
     so that a greedy policy can notice that it is going round in circles"""
@@ -196,11 +207,11 @@ def make_teacher_env(args, planner):
 
 
 def teacher_demos(args, planner):
-    """(student observations, actions taken) of the teacher's successful episodes acting alone, and the env steps
-    it took. Imitating what the teacher did when it succeeded, not all it suggests, leaves its mistakes out."""
+    """The teacher's successful episodes acting alone, each (student observations, actions taken), and the env
+    steps it took. Imitating what the teacher did when it succeeded, not all it suggests, leaves its mistakes out."""
     env = make_teacher_env(args, planner)
     rng = np.random.default_rng(args.seed)
-    states, actions, steps = [], [], 0
+    demos, steps = [], 0
     for episode in range(args.demo_episodes):
         obs, _ = env.reset(seed=args.eval_seed + 20_000 + episode)  # clear of the evaluation seeds
         trajectory, done = [], False
@@ -211,10 +222,10 @@ def teacher_demos(args, planner):
             obs, reward, terminated, truncated, _ = env.step(action)
             done, steps = terminated or truncated, steps + 1
         if reward > 0:
-            states += [state for state, _ in trajectory]
-            actions += [action for _, action in trajectory]
+            states, actions = zip(*trajectory)
+            demos.append((np.array(states, dtype=np.uint8), np.array(actions, dtype=np.int64)))
     env.close()
-    return np.array(states, dtype=np.uint8), np.array(actions, dtype=np.int64), steps
+    return demos, steps
 
 
 def teacher_alone_returns(args, planner, seeds, stop=lambda: False):
@@ -264,8 +275,8 @@ if __name__ == "__main__":
     obs_shape = student_obs_shape(envs.single_observation_space)
     n_actions = int(envs.single_action_space.n)
 
-    agent = Agent(obs_shape, n_actions, mission="mission" in envs.single_observation_space.spaces,
-                  q_head=args.q_filter).to(device)
+    recurrent = args.student == "lstm"
+    agent = Agent.for_space(envs.single_observation_space, n_actions, q_head=args.q_filter, recurrent=recurrent).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
     schedule = make_schedule(args.schedule, args.lambda_start, args.lambda_decay, args.lambda_floor,
                              args.teacher_off_iteration, args.linear_frames)
@@ -282,26 +293,31 @@ if __name__ == "__main__":
     rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
     dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
     values = torch.zeros((args.num_steps, args.num_envs)).to(device)
-    successes = None if args.distill_from == "on-policy" else SuccessBuffer(args.success_buffer_size, obs_shape,
-                                                                             n_actions)
+    # the LSTM is run over whole episodes from their start: the buffer keeps episodes, not states
+    buffer = SuccessEpisodes if recurrent else SuccessBuffer
+    successes = None if args.distill_from == "on-policy" else buffer(args.success_buffer_size, obs_shape, n_actions)
     episode_states = [[] for _ in range(args.num_envs)]  # (obs, imitation target) of each env's current episode
     demo_frames = 0
     if args.distill_from == "demos" and not run.resumed:
-        demo_states, demo_actions, demo_frames = teacher_demos(args, envs.teacher.planner)
-        successes.add(demo_states, np.eye(n_actions, dtype=np.float32)[demo_actions])
+        demos, demo_frames = teacher_demos(args, envs.teacher.planner)
+        for demo_states, demo_actions in demos:
+            successes.add(demo_states, np.eye(n_actions, dtype=np.float32)[demo_actions])
 
     # TRY NOT TO MODIFY: start the game (or continue a checkpoint exactly)
     def checkpoint_state():  # this script's own part of a checkpoint (copies: the buffer and episodes change later)
         return {"teacher_return": teacher_return, "demo_frames": demo_frames,
                 "successes": None if successes is None else copy.deepcopy(vars(successes)),
-                "episode_states": [list(states) for states in episode_states]}
+                "episode_states": [list(states) for states in episode_states], "lstm_state": next_lstm_state}
 
+    next_lstm_state = agent.initial_state(args.num_envs) if recurrent else None
     next_obs_dict, next_done = run.start(envs, {"agent": agent, "optimizer": optimizer}, checkpoint_state)
     if run.resumed:  # this script's own state, as the checkpoint left it
         teacher_return, demo_frames = run.state["teacher_return"], run.state["demo_frames"]
         episode_states = run.state["episode_states"]
         if successes is not None:
             vars(successes).update(run.state["successes"])
+        if recurrent:
+            next_lstm_state = run.state["lstm_state"].to(device)
     next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
     next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
     next_done = next_done.to(device)
@@ -316,6 +332,7 @@ if __name__ == "__main__":
             frac = 1.0 - (iteration - 1.0) / args.num_iterations
             lrnow = frac * args.learning_rate
             optimizer.param_groups[0]["lr"] = lrnow
+        initial_lstm_state = next_lstm_state.clone() if recurrent else None  # the update starts its sequences here
 
         for step in range(0, args.num_steps):
             obs[step] = next_obs
@@ -324,7 +341,11 @@ if __name__ == "__main__":
 
             # ALGO LOGIC: action logic
             with torch.inference_mode():
-                action, logprob, _, value, logits, _ = agent.get_action_and_value(next_obs)
+                if recurrent:
+                    action, logprob, _, value, logits, _, next_lstm_state = agent.get_action_and_value(
+                        next_obs, next_lstm_state, next_done)
+                else:
+                    action, logprob, _, value, logits, _ = agent.get_action_and_value(next_obs)
                 if greedy_envs:
                     action[:greedy_envs] = logits[:greedy_envs].argmax(-1)
                     logprob = Categorical(logits=logits).log_prob(action)
@@ -336,7 +357,7 @@ if __name__ == "__main__":
             next_obs_dict, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
             next_done_np = np.logical_or(terminations, truncations)
             rewards[step] = torch.tensor(reward).to(device).view(-1)
-            if successes is not None and lam > 0:
+            if successes is not None and (lam > 0 or recurrent):  # an episode is kept whole for the LSTM
                 # the target: the teacher's suggestion there, or (demos) the action the student took
                 targets = F.one_hot(action, n_actions).float() if args.distill_from == "demos" else teacher_probs[step]
                 # one copy per step (the rollout storage is overwritten later); each env keeps its row
@@ -356,7 +377,8 @@ if __name__ == "__main__":
 
         # bootstrap value if not done
         with torch.no_grad():
-            next_value = agent.get_value(next_obs).reshape(1, -1)
+            next_value = (agent.get_value(next_obs, next_lstm_state, next_done) if recurrent
+                          else agent.get_value(next_obs)).reshape(1, -1)
             advantages = torch.zeros_like(rewards).to(device)
             lastgaelam = 0
             for t in reversed(range(args.num_steps)):
@@ -375,21 +397,27 @@ if __name__ == "__main__":
         b_teacher = teacher_probs.reshape(-1, n_actions)
         b_logprobs = logprobs.reshape(-1)
         b_actions = actions.reshape(-1)
+        b_dones = dones.reshape(-1)
         b_advantages = advantages.reshape(-1)
         b_returns = returns.reshape(-1)
         b_values = values.reshape(-1)
 
-        # Optimizing the policy and value network
-        b_inds = np.arange(args.batch_size)
+        # Optimizing the policy and value network: minibatches of samples or, for the LSTM, of whole envs
+        b_inds = np.arange(args.num_envs if recurrent else args.batch_size)
+        mb_size = len(b_inds) // args.num_minibatches
+        flat_inds = np.arange(args.batch_size).reshape(args.num_steps, args.num_envs)
         clipfracs, teacher_kls, agreements = [], [], []
         for epoch in range(args.update_epochs):
             np.random.shuffle(b_inds)
-            for start in range(0, args.batch_size, args.minibatch_size):
-                end = start + args.minibatch_size
-                mb_inds = b_inds[start:end]
-
-                _, newlogprob, entropy, newvalue, logits, hidden = agent.get_action_and_value(
-                    b_obs[mb_inds], b_actions.long()[mb_inds])
+            for start in range(0, len(b_inds), mb_size):
+                mb_inds = b_inds[start:start + mb_size]
+                if recurrent:  # these envs' sequences, run again from the rollout's initial state
+                    mb_envs, mb_inds = mb_inds, flat_inds[:, mb_inds].ravel()
+                    _, newlogprob, entropy, newvalue, logits, hidden, _ = agent.get_action_and_value(
+                        b_obs[mb_inds], initial_lstm_state[:, mb_envs], b_dones[mb_inds], b_actions.long()[mb_inds])
+                else:
+                    _, newlogprob, entropy, newvalue, logits, hidden = agent.get_action_and_value(
+                        b_obs[mb_inds], b_actions.long()[mb_inds])
                 logratio = newlogprob - b_logprobs[mb_inds]
                 ratio = logratio.exp()
 
@@ -433,8 +461,12 @@ if __name__ == "__main__":
                 # successful episodes once the buffer holds enough of them
                 mb_teacher, kl_hidden, kl_logits = b_teacher[mb_inds], hidden, logits
                 if lam > 0 and successes is not None and successes.size >= args.success_buffer_min:
-                    kl_obs, mb_teacher = successes.sample(args.minibatch_size, device)
-                    kl_hidden = agent.features(kl_obs)
+                    if recurrent:  # whole episodes, each run from the zero state it began with
+                        kl_obs, mb_teacher, lengths = successes.sample(args.minibatch_size, device)
+                        kl_hidden = agent.episode_states(kl_obs, lengths)
+                    else:
+                        kl_obs, mb_teacher = successes.sample(args.minibatch_size, device)
+                        kl_hidden = agent.features(kl_obs)
                     kl_logits = agent.actor(kl_hidden)
                 target = distillation_target(mb_teacher, kl_logits, None if agent.q is None else agent.q(kl_hidden),
                                              args.q_filter_margin)

@@ -11,7 +11,8 @@ Q-filter, only its trusted part) and lambda_t follows a schedule:
 A schedule is called with (iteration, global_step, recent_return, teacher_return) and gives lambda;
 `distillation_loss(logits, teacher_probs, lam)` is the term to add to any RL loss.
 
-`SuccessBuffer` keeps states of the student's own successful episodes with the teacher's suggestions there.
+`SuccessBuffer` keeps states of the student's own successful episodes with the teacher's suggestions there;
+`SuccessEpisodes` keeps them as whole episodes, for a recurrent student.
 """
 
 from __future__ import annotations
@@ -46,6 +47,32 @@ class SuccessBuffer:
     def sample(self, count, device):
         index = torch.randint(self.size, (count,)).numpy()
         return torch.as_tensor(self.obs[index], device=device), torch.as_tensor(self.teacher[index], device=device)
+
+
+class SuccessEpisodes:
+    """`SuccessBuffer` for a recurrent student: whole successful episodes, since its output on a state depends on
+    the steps that led there. Each begins at a reset, so the zero state it is run from is exactly the state it
+    began with. Once they hold more than `capacity` states the oldest episodes go first (the newest stays)."""
+
+    def __init__(self, capacity, obs_shape=None, n_actions=None):
+        self.capacity = capacity
+        self.episodes: list[tuple[np.ndarray, np.ndarray]] = []  # (observations, targets) of each, in order
+        self.size = 0  # states held
+
+    def add(self, obs, teacher):
+        """One whole episode: its observations and imitation targets, step by step."""
+        self.episodes.append((np.asarray(obs, dtype=np.uint8), np.asarray(teacher, dtype=np.float32)))
+        self.size += len(obs)
+        while self.size > self.capacity and len(self.episodes) > 1:
+            self.size -= len(self.episodes.pop(0)[0])
+
+    def sample(self, count, device):
+        """Episodes drawn at random, about `count` states in all: (observations, targets, episode lengths), the
+        episodes one after another (see `RecurrentAgent.episode_states`)."""
+        drawn = torch.randint(len(self.episodes), (max(1, round(count * len(self.episodes) / self.size)),)).tolist()
+        obs, teacher = (np.concatenate([self.episodes[i][part] for i in drawn]) for part in (0, 1))
+        lengths = [len(self.episodes[i][0]) for i in drawn]
+        return torch.as_tensor(obs, device=device), torch.as_tensor(teacher, device=device), lengths
 
 
 def distillation_target(teacher, logits, q, margin):
