@@ -54,7 +54,8 @@ def load_student(run: Path) -> tuple[Agent, dict]:
     state = torch.load(run / "checkpoints/latest.pt", weights_only=False, map_location="cpu")
     settings = state["args"]
     env = student_env(settings["env_id"], settings.get("visits", False))
-    agent = Agent.for_space(env.observation_space, int(env.action_space.n), q_head="q.weight" in state["agent"])
+    agent = Agent.for_space(env.observation_space, int(env.action_space.n), q_head="q.weight" in state["agent"],
+                            recurrent=settings.get("student") == "lstm")
     env.close()
     agent.load_state_dict(state["agent"])
     return agent.eval(), settings
@@ -67,6 +68,7 @@ def play(agent: Agent, env_id: str, episodes: int, first_seed: int, tile_size: i
     solved, seed = 0, first_seed
     while solved < episodes and seed < first_seed + 50:
         obs, _ = env.reset(seed=seed)
+        agent.reset()  # a recurrent student forgets the last episode
         episode = [Image.fromarray(env.render())]
         done, reward = False, 0.0
         while not done:

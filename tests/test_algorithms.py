@@ -78,12 +78,19 @@ SUCCESSES = ["--env-id", "MiniGrid-Empty-5x5-v0", "--planner", "rules", "--disti
 TIMING = ("planner_seconds", "seconds_per_query")  # wall-clock time: never equal between two runs
 
 
+# The recurrent student: its state carried across the checkpoint, whole episodes in the success buffer, a greedy env.
+LSTM = ["--student", "lstm", "--greedy-fraction", "0.25"]
+
+
 # a resumed run continues exactly: in sync envs, in worker processes (--async-envs), with the teacher's
-# state (counters, answers, the texts its table lacks) and the success buffer
-@pytest.mark.parametrize("script,extra", [("ppo.py", []), ("ppo_teacher.py", []), ("ppo_teacher.py", SUCCESSES),
+# state (counters, answers, the texts its table lacks), the success buffer and the recurrent student's state
+# (ppo.py's feed-forward student: ppo-async; sync envs: the ppo_teacher.py runs)
+@pytest.mark.parametrize("script,extra", [("ppo.py", LSTM), ("ppo_teacher.py", []), ("ppo_teacher.py", SUCCESSES),
                                           ("ppo.py", ["--async-envs"]), ("ppo_teacher.py", ["--async-envs"]),
-                                          ("ppo_teacher.py", ["--planner", "recorded", "--recorded-path", "GAPPY"])],
-                         ids=["ppo", "ppo_teacher", "successes", "ppo-async", "teacher-async", "recorded-gaps"])
+                                          ("ppo_teacher.py", ["--planner", "recorded", "--recorded-path", "GAPPY"]),
+                                          ("ppo_teacher.py", SUCCESSES + LSTM)],
+                         ids=["ppo-lstm", "ppo_teacher", "successes", "ppo-async", "teacher-async", "recorded-gaps",
+                              "successes-lstm"])
 def test_resume_matches_an_uninterrupted_run(tmp_path, script, extra, request):
     if "GAPPY" in extra:
         extra = [request.getfixturevalue("gappy_table") if arg == "GAPPY" else arg for arg in extra]

@@ -56,6 +56,21 @@ def test_success_buffer_keeps_the_newest_states():
     assert torch.equal(teacher.argmax(1), obs[:, 0].long() % 3)
 
 
+def test_success_episodes_keep_whole_episodes():
+    from teacher_wrappers.distillation import SuccessEpisodes
+
+    buffer = SuccessEpisodes(6)
+    for episode, length in enumerate((3, 2, 4)):  # 9 states: the oldest episode goes, whole
+        buffer.add(np.full((length, 2), episode, dtype=np.uint8), np.eye(3, dtype=np.float32)[[episode] * length])
+    assert buffer.size == 6 and [int(obs[0, 0]) for obs, _ in buffer.episodes] == [1, 2]
+    torch.manual_seed(0)
+    obs, teacher, lengths = buffer.sample(12, "cpu")  # about 12 states: 4 episodes of 3 on average
+    assert len(lengths) == 4 and set(lengths) <= {2, 4} and len(obs) == len(teacher) == sum(lengths)
+    starts = np.cumsum([0] + lengths[:-1])
+    assert [int(obs[start, 0]) for start in starts] == [1 if n == 2 else 2 for n in lengths]  # each one whole, in order
+    assert torch.equal(teacher.argmax(1), obs[:, 0].long())
+
+
 def test_q_filter_drops_suggestions_valued_below_the_students_choice():
     target = distillation_target
     teacher = torch.tensor([[0.7, 0.3, 0.0], [1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])
