@@ -18,7 +18,7 @@ from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
 
 from teacher_wrappers import training
-from teacher_wrappers.student import Agent, student_env, student_obs, student_obs_shape
+from teacher_wrappers.student import Agent, Minibatches, student_env, student_obs, student_obs_shape
 from teacher_wrappers.vector import make_vector_env
 
 
@@ -164,6 +164,7 @@ if __name__ == "__main__":
     recurrent = args.student == "lstm"
     agent = Agent.for_space(envs.single_observation_space, n_actions, recurrent=recurrent).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    minibatches = Minibatches(args.num_steps, args.num_envs, args.num_minibatches, whole_envs=recurrent)
 
     # ALGO Logic: Storage setup
     obs = torch.zeros((args.num_steps, args.num_envs) + obs_shape, dtype=torch.uint8).to(device)
@@ -245,21 +246,13 @@ if __name__ == "__main__":
         b_values = values.reshape(-1)
 
         # Optimizing the policy and value network: minibatches of samples or, for the LSTM, of whole envs
-        b_inds = np.arange(args.num_envs if recurrent else args.batch_size)
-        mb_size = len(b_inds) // args.num_minibatches
-        flat_inds = np.arange(args.batch_size).reshape(args.num_steps, args.num_envs)
         clipfracs = []
         for epoch in range(args.update_epochs):
-            np.random.shuffle(b_inds)
-            for start in range(0, len(b_inds), mb_size):
-                mb_inds = b_inds[start:start + mb_size]
-                if recurrent:  # these envs' sequences, run again from the rollout's initial state
-                    mb_envs, mb_inds = mb_inds, flat_inds[:, mb_inds].ravel()
-                    _, newlogprob, entropy, newvalue, _, _, _ = agent.get_action_and_value(
-                        b_obs[mb_inds], initial_lstm_state[:, mb_envs], b_dones[mb_inds], b_actions.long()[mb_inds])
-                else:
-                    _, newlogprob, entropy, newvalue, _, _ = agent.get_action_and_value(
-                        b_obs[mb_inds], b_actions.long()[mb_inds])
+            for mb_inds, mb_envs in minibatches.epoch():
+                # the LSTM runs these envs' sequences again, from the rollout's initial state
+                sequences = (initial_lstm_state[:, mb_envs], b_dones[mb_inds]) if recurrent else ()
+                _, newlogprob, entropy, newvalue, *_ = agent.get_action_and_value(
+                    b_obs[mb_inds], *sequences, b_actions.long()[mb_inds])
                 logratio = newlogprob - b_logprobs[mb_inds]
                 ratio = logratio.exp()
 

@@ -197,7 +197,29 @@ class Agent(nn.Module):
         return self.features(x)
 
     def reset(self, mask: np.ndarray | None = None) -> None:
-        """New episodes start in the sub-envs of `mask` (all of them with None): a feed-forward student forgets nothing."""
+        """New episodes start in the sub-envs of `mask` (all with None): a feed-forward student forgets nothing."""
+
+
+class Minibatches:
+    """The PPO update's minibatches over a rollout of `num_steps` x `num_envs` samples, flattened step-major (as
+    `rollout.reshape(-1)`), drawn as CleanRL draws them: each epoch reshuffles and gives `num_minibatches` of
+    samples or, with `whole_envs` (a recurrent student, as in CleanRL's `ppo_atari_lstm.py`), of environments with
+    every step of each, time-major, so that their sequences can run again from the rollout's initial state.
+
+        for indices, envs in minibatches.epoch():  # envs: None for samples
+    """
+
+    def __init__(self, num_steps: int, num_envs: int, num_minibatches: int, whole_envs: bool = False):
+        self.whole_envs = whole_envs
+        self.order = np.arange(num_envs if whole_envs else num_steps * num_envs)  # shuffled in place, epoch by epoch
+        self.size = len(self.order) // num_minibatches
+        self.steps_of = np.arange(num_steps * num_envs).reshape(num_steps, num_envs)
+
+    def epoch(self):
+        np.random.shuffle(self.order)
+        for start in range(0, len(self.order), self.size):
+            chosen = self.order[start:start + self.size]
+            yield (self.steps_of[:, chosen].ravel(), chosen) if self.whole_envs else (chosen, None)
 
 
 class RecurrentAgent(Agent):

@@ -151,8 +151,14 @@ def test_a_recurrent_sequence_gives_the_step_by_step_outputs():
             hidden, state = agent.get_states(obs[t], state, dones[t])
             stepwise.append(hidden)
         stepwise = torch.stack(stepwise)  # (steps, envs, 128)
-        mb_envs = [3, 1]
-        sequence, final = agent.get_states(obs[:, mb_envs].flatten(0, 1), start[:, mb_envs], dones[:, mb_envs].flatten())
+        from teacher_wrappers.student import Minibatches
+
+        minibatches = list(Minibatches(steps, envs, 2, whole_envs=True).epoch())  # 2 minibatches of 2 whole envs
+        assert sorted(np.concatenate([chosen for _, chosen in minibatches]).tolist()) == [0, 1, 2, 3]
+        indices, mb_envs = minibatches[0]
+        assert torch.equal(obs.flatten(0, 1)[indices], obs[:, mb_envs].flatten(0, 1))  # every step of each, in order
+        sequence, final = agent.get_states(obs[:, mb_envs].flatten(0, 1), start[:, mb_envs],
+                                           dones[:, mb_envs].flatten())
         # (torch.testing.assert_close would import torch.distributed: seconds)
         assert torch.allclose(sequence.view(steps, 2, -1), stepwise[:, mb_envs], atol=1e-6)
         assert torch.allclose(final, state[:, mb_envs], atol=1e-6)
