@@ -164,7 +164,6 @@ if __name__ == "__main__":
     recurrent = args.student == "lstm"
     agent = Agent.for_space(envs.single_observation_space, n_actions, recurrent=recurrent).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
-    minibatches = Minibatches(args.num_steps, args.num_envs, args.num_minibatches, whole_envs=recurrent)
 
     # ALGO Logic: Storage setup
     obs = torch.zeros((args.num_steps, args.num_envs) + obs_shape, dtype=torch.uint8).to(device)
@@ -246,6 +245,7 @@ if __name__ == "__main__":
         b_values = values.reshape(-1)
 
         # Optimizing the policy and value network: minibatches of samples or, for the LSTM, of whole envs
+        minibatches = Minibatches(args.num_steps, args.num_envs, args.num_minibatches, whole_envs=recurrent)
         clipfracs = []
         for epoch in range(args.update_epochs):
             for mb_inds, mb_envs in minibatches.epoch():

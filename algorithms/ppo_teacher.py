@@ -279,7 +279,6 @@ if __name__ == "__main__":
     agent = Agent.for_space(envs.single_observation_space, n_actions, q_head=args.q_filter,
                             recurrent=recurrent).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
-    minibatches = Minibatches(args.num_steps, args.num_envs, args.num_minibatches, whole_envs=recurrent)
     schedule = make_schedule(args.schedule, args.lambda_start, args.lambda_decay, args.lambda_floor,
                              args.teacher_off_iteration, args.linear_frames)
     teacher_return = 0.0
@@ -405,6 +404,7 @@ if __name__ == "__main__":
         b_values = values.reshape(-1)
 
         # Optimizing the policy and value network: minibatches of samples or, for the LSTM, of whole envs
+        minibatches = Minibatches(args.num_steps, args.num_envs, args.num_minibatches, whole_envs=recurrent)
         clipfracs, teacher_kls, agreements = [], [], []
         for epoch in range(args.update_epochs):
             for mb_inds, mb_envs in minibatches.epoch():

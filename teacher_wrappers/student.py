@@ -202,16 +202,19 @@ class Agent(nn.Module):
 
 class Minibatches:
     """The PPO update's minibatches over a rollout of `num_steps` x `num_envs` samples, flattened step-major (as
-    `rollout.reshape(-1)`), drawn as CleanRL draws them: each epoch reshuffles and gives `num_minibatches` of
-    samples or, with `whole_envs` (a recurrent student, as in CleanRL's `ppo_atari_lstm.py`), of environments with
-    every step of each, time-major, so that their sequences can run again from the rollout's initial state.
+    `rollout.reshape(-1)`), drawn as CleanRL draws them: made for each update (CleanRL's `b_inds`), each epoch
+    shuffles the last one's order again and gives `num_minibatches` of samples or, with `whole_envs` (a recurrent
+    student, as in CleanRL's `ppo_atari_lstm.py`), of environments with every step of each, time-major, so that
+    their sequences can run again from the rollout's initial state.
 
-        for indices, envs in minibatches.epoch():  # envs: None for samples
+        minibatches = Minibatches(num_steps, num_envs, num_minibatches, whole_envs=recurrent)
+        for epoch in range(update_epochs):
+            for indices, envs in minibatches.epoch():  # envs: None for samples
     """
 
     def __init__(self, num_steps: int, num_envs: int, num_minibatches: int, whole_envs: bool = False):
         self.whole_envs = whole_envs
-        self.order = np.arange(num_envs if whole_envs else num_steps * num_envs)  # shuffled in place, epoch by epoch
+        self.order = np.arange(num_envs if whole_envs else num_steps * num_envs)  # shuffled in place
         self.size = len(self.order) // num_minibatches
         self.steps_of = np.arange(num_steps * num_envs).reshape(num_steps, num_envs)
 
