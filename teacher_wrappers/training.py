@@ -344,9 +344,9 @@ class Run:
             if checkpoint["envs"] is not None:
                 load_vector_env_state(envs, checkpoint["envs"])
                 next_obs, next_done = checkpoint["next_obs"], checkpoint["next_done"]
-            else:  # sub-envs that cannot be saved (video recorders): fresh episodes
+            else:  # sub-envs that cannot be saved (video recorders): fresh episodes (done: a recurrent state restarts)
                 next_obs, _ = envs.reset(seed=args.seed + self.start_iteration)
-                next_done = torch.zeros(args.num_envs)
+                next_done = torch.ones(args.num_envs)
         if args.track:
             import wandb
 
