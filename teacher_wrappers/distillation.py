@@ -52,7 +52,8 @@ class SuccessBuffer:
 class SuccessEpisodes:
     """`SuccessBuffer` for a recurrent student: whole successful episodes, since its output on a state depends on
     the steps that led there. Each begins at a reset, so the zero state it is run from is exactly the state it
-    began with. Once they hold more than `capacity` states the oldest episodes go first (the newest stays)."""
+    began with. Once they hold more than `capacity` states the oldest episodes go first (the newest stays).
+    `obs_shape` and `n_actions` are `SuccessBuffer`'s arguments, not needed here."""
 
     def __init__(self, capacity, obs_shape=None, n_actions=None):
         self.capacity = capacity
