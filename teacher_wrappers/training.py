@@ -28,7 +28,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,8 @@ def checkpoint_differences(saved: dict, args: Any) -> list[str]:
     """'--name here (checkpoint: there)' for every setting of `args` that changes the training and differs."""
     current = asdict(args)
     free = RESUME_FREE | ({"total_timesteps"} if args.resume_allow_budget_change else set())
+    # a setting added after the checkpoint was written trained it at its default
+    saved = {**{f.name: f.default for f in fields(args) if f.default is not MISSING and f.name not in saved}, **saved}
     return [f"--{key.replace('_', '-')} {current.get(key, '(absent)')} (checkpoint: {saved.get(key, '(absent)')})"
             for key in sorted(set(saved) | set(current)) if key not in free and saved.get(key) != current.get(key)]
 

@@ -73,6 +73,11 @@ def test_checkpoint_differences_ignore_what_does_not_change_the_training():
     assert training.checkpoint_differences(saved, allowed) == ["--seed 1 (checkpoint: 2)"]
     assert training.checkpoint_differences({**saved, "visits": True}, allowed)[-1] == \
         "--visits (absent) (checkpoint: True)"  # a setting of another version of the script
+    # a setting added after the checkpoint was written: fine at its default, named otherwise
+    older = {key: value for key, value in saved.items() if key != "num_steps"}
+    assert training.checkpoint_differences(older, allowed) == ["--seed 1 (checkpoint: 2)"]
+    assert training.checkpoint_differences(older, Args(num_steps=64, resume_allow_budget_change=True))[0] == \
+        "--num-steps 64 (checkpoint: 32)"
 
 
 @pytest.mark.parametrize("damage", ["missing", "empty", "truncated", "random bytes", "a folder", "no settings",
