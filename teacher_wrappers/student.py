@@ -157,7 +157,10 @@ class Agent(nn.Module):
         if self.mission:
             x, mission = x[:, :-1], x[:, -1].reshape(len(x), -1)[:, :MISSION_FIELDS].long()
         cells = self.egocentric(x[..., : len(self.SIZES)]).long() + self.offsets
-        planes = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_(3, cells, 1.0)
+        # one-hot planes: each cell's four indices fall in four separate ranges, so adding ones sets them to 1
+        # (scatter_add_ with a tensor of ones runs about twice as fast on CPU as scatter_ with the scalar 1.0)
+        ones = torch.ones((), device=x.device).expand(cells.shape)
+        planes = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_add_(3, cells, ones)
         features = self.encoder(planes.permute(0, 3, 1, 2))
         if self.counts:  # every cell of the fifth channel holds the count
             features = torch.cat([features, torch.log1p(x[:, 0, 0, len(self.SIZES):].float()) / math.log(256)], 1)
