@@ -33,6 +33,10 @@ class DoorTaskEnv(MiniGridEnv):
 
     text_style = "plain"
     recorded_table = "SimpleDoorKey"
+    # Nothing moves by itself and a step draws no random numbers: only the agent changes the grid, and only the
+    # cell in front of it. Seen through the memory map, a repeated observation is then a repeated state, and a
+    # policy of the observation alone that repeats one is in a loop (`training.play_episodes(stop_loops=True)`).
+    static_world = True
 
     def __init__(self, size: int = 10, min_room: int = 5, max_room: int = 10, agent_view_size: int = 3,
                  max_steps: int = 150, **kwargs):

@@ -225,9 +225,19 @@ def crash_handler(run_path: Path, latest: Callable[[], dict | None]):
 
 
 # -------------------------------------------------------------------------------------------- evaluation
+def repeats_mean_loops(env: gym.Env) -> bool:
+    """Whether a repeated observation of `env` means a repeated state: a `static_world` observed through its memory
+    map (what the agent changes, it changes in front of itself, in view; nothing else changes, nothing is random)."""
+    try:
+        env.get_wrapper_attr("memory_map")
+    except AttributeError:
+        return False
+    return bool(getattr(env.unwrapped, "static_world", False))
+
+
 def play_episodes(env_fns: Sequence[Callable[[], gym.Env]], seeds: Sequence[int],
                   choose_actions: Callable[[dict], np.ndarray], stop: Callable[[], bool] = lambda: False,
-                  new_episodes: Callable[[np.ndarray], None] = lambda mask: None) -> np.ndarray:
+                  new_episodes: Callable[[np.ndarray], None] = lambda mask: None, stop_loops: bool = False) -> np.ndarray:
     """Plays one episode per seed (episode i on seeds[i]) on a vector env; returns the episodes' returns.
 
     The sub-envs play side by side and `choose_actions(obs)` picks the actions of all of them at once
@@ -235,6 +245,12 @@ def play_episodes(env_fns: Sequence[Callable[[], gym.Env]], seeds: Sequence[int]
     hears which sub-envs start new episodes (all of them at first), so that a recurrent student forgets the
     episode that ended there. `stop()` is asked every step so that Ctrl-C ends a long evaluation
     (KeyboardInterrupt).
+
+    `stop_loops=True` (a deterministic policy of the observation alone: a greedy feed-forward student) ends an
+    episode where its observation repeats, if every sub-env allows it (`repeats_mean_loops`): there the same
+    observation means the same state, so the policy is in a loop it never leaves, and the episode
+    would end at its time limit with the return it has (these tasks reward success only, and success ends the
+    episode). Same returns, fewer steps: a weak greedy student's evaluation no longer plays out its loops.
     """
     envs = gym.vector.SyncVectorEnv(list(env_fns[: len(seeds)]), autoreset_mode=gym.vector.AutoresetMode.DISABLED)
     episode = np.arange(envs.num_envs)  # the episode each sub-env plays
@@ -242,6 +258,17 @@ def play_episodes(env_fns: Sequence[Callable[[], gym.Env]], seeds: Sequence[int]
     obs, _ = envs.reset(seed=[int(seeds[i]) for i in episode])
     next_episode, playing = envs.num_envs, np.ones(envs.num_envs, dtype=bool)
     new_episodes(playing.copy())
+    loops = stop_loops and all(repeats_mean_loops(env) for env in envs.envs)
+    seen: list[set] = [set() for _ in range(envs.num_envs)]  # each sub-env's observations this episode (loops)
+
+    def looping(i: int) -> bool:  # sub-env i's observation was seen before in this episode
+        key = b"".join(np.ascontiguousarray(value[i]).tobytes() for value in obs.values())
+        repeated = key in seen[i]
+        seen[i].add(key)
+        return repeated
+
+    for i in range(envs.num_envs if loops else 0):
+        looping(i)
     while playing.any():
         if stop():
             envs.close()
@@ -249,6 +276,8 @@ def play_episodes(env_fns: Sequence[Callable[[], gym.Env]], seeds: Sequence[int]
         obs, reward, terminated, truncated, _ = envs.step(choose_actions(obs))
         running += reward
         finished = np.logical_or(terminated, truncated)
+        if loops:
+            finished |= np.array([not done and looping(i) for i, done in enumerate(finished)])
         for i in np.flatnonzero(finished & playing):
             returns[episode[i]], running[i] = running[i], 0.0
             episode[i], next_episode = next_episode, next_episode + 1
@@ -257,6 +286,9 @@ def play_episodes(env_fns: Sequence[Callable[[], gym.Env]], seeds: Sequence[int]
             restart = [int(seeds[e]) if e < len(seeds) else None for e in episode]
             obs, _ = envs.reset(seed=restart, options={"reset_mask": finished})
             new_episodes(finished)
+            for i in np.flatnonzero(finished) if loops else ():
+                seen[i] = set()
+                looping(i)
     envs.close()
     return returns
 
@@ -267,7 +299,9 @@ def evaluate(agent, env_fns: Sequence[Callable[[], gym.Env]], seeds: Sequence[in
     (success rate, mean return); a recurrent student's state is carried and reset per episode. Every task here
     rewards success and only success."""
     generator = torch.Generator().manual_seed(sample_seed)  # leaves the training RNG untouched
-    returns = play_episodes(env_fns, seeds, lambda obs: agent.act(obs, greedy, generator), stop, agent.reset)
+    deterministic = greedy and not getattr(agent, "recurrent", False)  # its action depends on the observation only
+    returns = play_episodes(env_fns, seeds, lambda obs: agent.act(obs, greedy, generator), stop, agent.reset,
+                            stop_loops=deterministic)
     return float(np.mean(returns > 0)), float(np.mean(returns))
 
 

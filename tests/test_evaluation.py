@@ -6,14 +6,18 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from minigrid.core.constants import OBJECT_TO_IDX
 
 import teacher_wrappers  # noqa: F401  (registers the tasks)
 from teacher_wrappers import TeacherWrapper
+from teacher_wrappers import training
+from teacher_wrappers.student import student_env
 from teacher_wrappers.training import play_episodes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,3 +92,46 @@ def test_summary_compares_student_and_teacher_on_the_same_seeds(tmp_path):
     summary = json.loads((tmp_path / "runs/s/summary.json").read_text())
     assert summary["teacher_eval_success_rate"] == 1.0  # the rules teacher solves SimpleDoorKey
     assert 0.1 < summary["teacher_eval_mean_return"] < 1.0
+
+
+class CountSteps(gym.Wrapper):
+    steps = 0
+
+    def step(self, action):
+        CountSteps.steps += 1
+        return self.env.step(action)
+
+
+def obs_policy(obs):
+    """A deterministic policy of the observation alone that wanders (turns and steps chosen by a hash of the
+    observation), picks up a key in front of it and opens a door in front of it with the key: it loops, and
+    sometimes it succeeds."""
+    actions = []
+    for image in obs["image"]:
+        x, y = np.argwhere(image[..., 3] > 0)[0]
+        dx, dy = ((1, 0), (0, 1), (-1, 0), (0, -1))[image[x, y, 3] - 1]
+        front, carrying = image[x + dx, y + dy, 0], image[x, y, 0] == OBJECT_TO_IDX["key"]
+        if front == OBJECT_TO_IDX["key"] and not carrying:
+            actions.append(3)  # pick up
+        elif front == OBJECT_TO_IDX["door"] and carrying:
+            actions.append(5)  # toggle
+        else:
+            actions.append(zlib.crc32(image.tobytes()) % 3)  # left, right, forward
+    return np.array(actions)
+
+
+@pytest.mark.parametrize("task", ["SimpleDoorKey", "LavaDoorKey"])
+def test_loops_of_a_deterministic_policy_end_early_with_the_same_returns(task):
+    env_fns = [lambda: CountSteps(gym.make(f"TeacherWrappers/{task}-v0"))] * 8
+    seeds = np.arange(40)
+    CountSteps.steps = 0
+    full = play_episodes(env_fns, seeds, obs_policy)
+    full_steps, CountSteps.steps = CountSteps.steps, 0
+    cut = play_episodes(env_fns, seeds, obs_policy, stop_loops=True)
+    np.testing.assert_array_equal(cut, full)
+    assert 0 < (full > 0).sum() < len(seeds)  # some episodes succeed, some loop
+    assert CountSteps.steps < full_steps / 2
+    # a partial view repeats where the state does not: no loop is assumed there
+    assert training.repeats_mean_loops(gym.make(f"TeacherWrappers/{task}-v0"))
+    assert not training.repeats_mean_loops(gym.make(f"TeacherWrappers/{task}-v0", memory=False))
+    assert not training.repeats_mean_loops(student_env("MiniGrid-Dynamic-Obstacles-5x5-v0"))
