@@ -278,7 +278,7 @@ if __name__ == "__main__":
     recurrent = args.student == "lstm"
     agent = Agent.for_space(envs.single_observation_space, n_actions, q_head=args.q_filter,
                             recurrent=recurrent).to(device)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)  # one kernel per step
     schedule = make_schedule(args.schedule, args.lambda_start, args.lambda_decay, args.lambda_floor,
                              args.teacher_off_iteration, args.linear_frames)
     teacher_return = 0.0
