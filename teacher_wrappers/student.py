@@ -233,6 +233,12 @@ class RecurrentAgent(Agent):
     `ppo_atari_lstm.py`: what it saw earlier in the episode (the key it tried, the turns it made) can change
     what it does now, so a greedy policy is not bound to repeat itself on a map that does not change.
 
+    The LSTM's output is added to the features it reads (a skip connection), so the heads see the present and what
+    memory adds to it. Without it the recurrent student imitated its teacher far more slowly than the feed-forward
+    one: in a supervised check on ColoredDoorKey (the recorded teacher's suggestions on 3,072 of its own states, 5
+    passes, KL x 10, whole-env minibatches) the KL fell from 1.33 to 0.66 for the feed-forward student, to 1.17 for
+    a plain LSTM and to 0.59 with the skip connection; in training (150k frames) the plain LSTM never left KL ~1.2.
+
     The state of a batch of B sub-envs is one tensor (2, B, 128): the LSTM's h and c. Sequences are time-major:
     x holds T steps of B sub-envs as (T * B, ...), and `done` (T * B,) is 1 where a step's observation begins a
     new episode; the state is zeroed there (CleanRL's convention: `done` travels with the observation after it).
@@ -257,9 +263,9 @@ class RecurrentAgent(Agent):
     def get_states(self, x: torch.Tensor, state: torch.Tensor, done: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The LSTM's outputs on a sequence (T * B, 128) and the state after it. The state is zeroed where `done`;
         the steps between two resets run as one LSTM call."""
-        hidden = self.features(x)
+        features = self.features(x)
         batch = state.shape[1]
-        hidden, done = hidden.view(-1, batch, hidden.shape[-1]), done.view(-1, batch)
+        hidden, done = features.view(-1, batch, features.shape[-1]), done.view(-1, batch)
         starts = [0] + [t for t in range(1, len(done)) if done[t].any()]
         outputs = []
         for begin, end in zip(starts, starts[1:] + [len(done)]):
@@ -267,15 +273,16 @@ class RecurrentAgent(Agent):
             output, (h, c) = self.lstm(hidden[begin:end], (state[:1].contiguous(), state[1:].contiguous()))
             state = torch.cat([h, c])
             outputs.append(output)
-        return torch.cat(outputs).flatten(0, 1), state
+        return features + torch.cat(outputs).flatten(0, 1), state  # the skip connection: see the class docstring
 
     def episode_states(self, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
         """The LSTM's outputs on whole episodes, each from the zero state (an episode starts at a reset): `x` holds
         them one after another, episode i's `lengths[i]` steps; the outputs (sum(lengths), 128) in the same order."""
-        packed = nn.utils.rnn.pack_sequence(self.features(x).split(lengths), enforce_sorted=False)
+        features = self.features(x)
+        packed = nn.utils.rnn.pack_sequence(features.split(lengths), enforce_sorted=False)
         output, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(packed)[0])  # (T, episodes, 128), padded
         steps = torch.arange(output.shape[0], device=x.device)
-        return output.transpose(0, 1)[steps[None] < torch.as_tensor(lengths, device=x.device)[:, None]]
+        return features + output.transpose(0, 1)[steps[None] < torch.as_tensor(lengths, device=x.device)[:, None]]
 
     def get_value(self, x: torch.Tensor, state: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
         return self.critic(self.get_states(x, state, done)[0])
