@@ -13,6 +13,8 @@ from minigrid.core.mission import MissionSpace
 from minigrid.core.world_object import Door, Key, Lava
 from minigrid.minigrid_env import MiniGridEnv
 
+from teacher_wrappers import view
+
 NAMESPACE = "TeacherWrappers"
 TASKS = ("SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey", "TwoDoor")
 
@@ -33,6 +35,7 @@ class DoorTaskEnv(MiniGridEnv):
 
     text_style = "plain"
     recorded_table = "SimpleDoorKey"
+    gen_obs = view.gen_obs  # MiniGrid's observation exactly, without building Grid objects (and it tells the memory map what it saw)
 
     def __init__(self, size: int = 10, min_room: int = 5, max_room: int = 10, agent_view_size: int = 3,
                  max_steps: int = 150, **kwargs):
