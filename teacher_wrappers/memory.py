@@ -38,9 +38,19 @@ class MemoryMap:
     def __init__(self, width: int, height: int):
         self.width, self.height = width, height
         self._buffer = bytearray(width * height * 4)
+        self._grid = np.frombuffer(self._buffer, dtype=np.uint8).reshape(width, height, 4)
         self.agent_pos = (0, 0)
         self.agent_dir = 0
         self._carrying = EMPTY_CODE  # the code of the carried object (or of empty)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_grid"]  # a view of the buffer: rebuilt on the copy's own buffer
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._grid = np.frombuffer(self._buffer, dtype=np.uint8).reshape(self.width, self.height, 4)
 
     @property
     def carrying(self) -> np.ndarray:
@@ -54,7 +64,7 @@ class MemoryMap:
     @property
     def cells(self) -> np.ndarray:
         """(width, height, 3) uint8 view of the map's cells (writable: it is the map)."""
-        return np.frombuffer(self._buffer, dtype=np.uint8).reshape(self.width, self.height, 4)[..., :3]
+        return self._grid[..., :3]
 
     def reset(self) -> None:
         self._buffer[:] = bytes(len(self._buffer))
@@ -63,11 +73,12 @@ class MemoryMap:
         """Merge one view image (as in MiniGrid's obs["image"]) taken by `env`'s agent."""
         ax, ay = env.agent_pos
         last = getattr(env, "last_view", None)
-        if last is not None and last.image is view:  # teacher_wrappers.view.gen_obs made it: its cells are known
-            buffer, height = self._buffer, self.height
-            for x, y, code in last.seen:
-                start = (x * height + y) * 4
-                buffer[start:start + 3] = code
+        if last is not None and last.image is view and last.shape == (self.width, self.height):
+            buffer = self._buffer  # teacher_wrappers.view.gen_obs made the view: its cells are known
+            for start, (kind, colour, state) in last.seen:
+                buffer[start] = kind
+                buffer[start + 1] = colour
+                buffer[start + 2] = state
         else:
             self._merge(env, view)
         self.agent_pos, self.agent_dir = (int(ax), int(ay)), int(env.agent_dir)
@@ -88,9 +99,13 @@ class MemoryMap:
         cells[ax, ay] = EMPTY if under is None else under.encode()
 
     def observation(self) -> np.ndarray:
-        obs = np.frombuffer(self._buffer, dtype=np.uint8).reshape(self.width, self.height, 4).copy()
+        obs = self._grid.copy()
         ax, ay = self.agent_pos
-        obs[ax, ay] = (*self._carrying, self.agent_dir + 1)
+        kind, colour, state = self._carrying
+        obs[ax, ay, 0] = kind  # item by item: cheaper than assigning a sequence
+        obs[ax, ay, 1] = colour
+        obs[ax, ay, 2] = state
+        obs[ax, ay, 3] = self.agent_dir + 1
         return obs
 
 

@@ -19,6 +19,7 @@ env, `use_fast_obs(env)` installs it on that env (a no-op where the env's class 
 from __future__ import annotations
 
 import functools
+import operator
 import types
 from typing import NamedTuple
 
@@ -79,51 +80,77 @@ def _visible(size: int, opaque: int) -> tuple[bool, ...]:
     return tuple(mask)
 
 
+class _ViewCells(NamedTuple):
+    getter: operator.itemgetter | None  # fetches the view cells' objects from `Grid.grid`, if all lie inside it
+    indices: tuple[int, ...]  # per view cell, in the image's memory order: index in `Grid.grid`, -1 beyond the grid
+    offsets: tuple[int, ...]  # the same cells' byte offsets in a (width, height, 4) uint8 map, -1 beyond the grid
+
+
 @functools.lru_cache(maxsize=1 << 14)
-def _view_cells(ax: int, ay: int, agent_dir: int, size: int, width: int, height: int) -> tuple[tuple[int, int, int], ...]:
-    """(index in `Grid.grid` or -1 beyond the grid, x, y) of each view cell, in the image's memory order."""
-    cells = []
+def _view_cells(ax: int, ay: int, agent_dir: int, size: int, width: int, height: int) -> _ViewCells:
+    indices, offsets = [], []
     for dx, dy in _flat_offsets(agent_dir, size):
         x, y = ax + dx, ay + dy
-        cells.append((y * width + x if 0 <= x < width and 0 <= y < height else -1, x, y))
-    return tuple(cells)
+        inside = 0 <= x < width and 0 <= y < height
+        indices.append(y * width + x if inside else -1)
+        offsets.append((x * height + y) * 4 if inside else -1)
+    getter = operator.itemgetter(*indices) if min(indices) >= 0 else None
+    return _ViewCells(getter, tuple(indices), tuple(offsets))
 
 
 class LastView(NamedTuple):
-    """What `gen_obs` saw, for the memory map: its image (to tell it is this view) and the (x, y, code) of
-    every visible cell inside the grid, the agent's own cell coded by what lies there (not what it carries)."""
+    """What `gen_obs` saw, for the memory map: its image (to tell it is this view), the grid's (width,
+    height), and the (byte offset in a (width, height, 4) uint8 map, code) of every visible cell inside the
+    grid, the agent's own cell coded by what lies there (not what it carries)."""
 
     image: np.ndarray
-    seen: list[tuple[int, int, tuple[int, int, int]]]
+    shape: tuple[int, int]
+    seen: list[tuple[int, tuple[int, int, int]]]
 
 
 _OUTSIDE = Wall()  # what MiniGrid's `Grid.slice` puts beyond the grid (a fresh one each time; stateless)
+# Images by their cells' codes: building a small array from Python tuples costs more than a lookup and a copy.
+_IMAGES: dict[tuple, np.ndarray] = {}
+_IMAGES_LIMIT = 20_000
 
 
 def gen_obs(self: MiniGridEnv) -> dict:
     """Exactly `MiniGridEnv.gen_obs(self)`, without building Grid objects; leaves `self.last_view`."""
     size = self.agent_view_size
     grid = self.grid
+    width, height = grid.width, grid.height
     ax, ay = self.agent_pos
-    where = _view_cells(int(ax), int(ay), self.agent_dir, size, grid.width, grid.height)
+    cells = _view_cells(int(ax), int(ay), self.agent_dir, size, width, height)
     objects = grid.grid
-    objs = [objects[i] if i >= 0 else _OUTSIDE for i, _, _ in where]
+    objs = cells.getter(objects) if cells.getter is not None else \
+        [objects[i] if i >= 0 else _OUTSIDE for i in cells.indices]
     if self.see_through_walls:
         visible = _all_visible(size)
     else:
-        opaque, bit = 0, 1
-        for obj in objs:
+        opaque = 0
+        for bit, obj in zip(_bits(size), objs):
             if obj is not None and not obj.see_behind():
                 opaque |= bit
-            bit <<= 1
         visible = _visible(size, opaque)
     codes = [(EMPTY_CODE if obj is None else obj.encode()) if seen else UNSEEN_CODE for obj, seen in zip(objs, visible)]
-    seen_cells = [(x, y, code) for (i, x, y), code, seen in zip(where, codes, visible) if seen and i >= 0]
+    seen_cells = [(offset, code) for offset, code, seen in zip(cells.offsets, codes, visible) if seen and offset >= 0]
     # The agent sees what it carries at its own cell (always visible).
     codes[(size // 2) * size + size - 1] = EMPTY_CODE if self.carrying is None else self.carrying.encode()
-    image = np.array(codes, dtype=np.uint8).reshape(size, size, 3)
-    self.last_view = LastView(image, seen_cells)
+    key = tuple(codes)
+    image = _IMAGES.get(key)
+    if image is None:
+        if len(_IMAGES) >= _IMAGES_LIMIT:
+            _IMAGES.clear()
+        image = _IMAGES[key] = np.array(codes, dtype=np.uint8).reshape(size, size, 3)
+        image.flags.writeable = False
+    image = image.copy()
+    self.last_view = LastView(image, (width, height), seen_cells)
     return {"image": image, "direction": self.agent_dir, "mission": self.mission}
+
+
+@functools.cache
+def _bits(size: int) -> tuple[int, ...]:
+    return tuple(1 << k for k in range(size * size))
 
 
 @functools.cache
