@@ -209,9 +209,12 @@ class MapView:
         if field is None:
             unseen = np.zeros((width + 2, height + 2), dtype=bool)  # padded: outside the grid is not unseen
             np.equal(self.map[..., 0], _UNSEEN, out=unseen[1:-1, 1:-1])
-            near_unseen = unseen[2:, 1:-1] | unseen[:-2, 1:-1] | unseen[1:-1, 2:] | unseen[1:-1, :-2]
-            sources = np.flatnonzero(self.walkable & near_unseen).tolist()
-            field = self.field_cache[key] = _Field(sources, self.field_template, width, height)
+            sources = unseen[2:, 1:-1] | unseen[:-2, 1:-1]  # walkable cells next to an unseen one, in place
+            sources |= unseen[1:-1, 2:]
+            sources |= unseen[1:-1, :-2]
+            template = self._walkable_both()
+            sources &= template[0] == -1
+            field = self.field_cache[key] = _Field(np.flatnonzero(sources).tolist(), template[1], width, height)
         if field.dist[self.agent[0] * height + self.agent[1]] == 0:  # an unseen cell is next to the agent
             for heading, (dx, dy) in enumerate((self.front_offset,) + _DIRS):
                 x, y = self.agent[0] + dx, self.agent[1] + dy
