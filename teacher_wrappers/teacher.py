@@ -102,6 +102,7 @@ class Teacher:
         # function of the map, since a text's plans never change once memoised.
         self.suggestion_memo: dict = {}
         self.program_memo: dict[tuple[int, int], tuple] = {}  # see _program
+        self.array_memo: dict[tuple[float, ...], np.ndarray] = {}  # see _array
         self.stats = TeacherStats()
 
     @property
@@ -244,8 +245,17 @@ class Teacher:
         for extra in ((LEFT, RIGHT) if action is None else (action,)):
             candidates[extra] = True
         share = 0.5 / sum(candidates)
-        return np.array([0.5 * value + (share if candidate else 0.0) for value, candidate in zip(values, candidates)],
-                        dtype=np.float32)
+        return self._array(tuple([0.5 * value + (share if candidate else 0.0)
+                                  for value, candidate in zip(values, candidates)]))
+
+    def _array(self, values: tuple[float, ...]) -> np.ndarray:
+        """`values` as a read-only float32 array, shared by all suggestions with these probabilities (few
+        distinct ones recur: building a small array costs more than looking it up); callers get copies."""
+        array = self.array_memo.get(values)
+        if array is None:
+            array = self._bound(self.array_memo, 10_000)[values] = np.array(values, dtype=np.float32)
+            array.flags.writeable = False
+        return array
 
     def _described(self, memory_map: np.ndarray, cells, agent, mission: Mission) -> Description:
         # Walking or turning keeps the cells: a memo hit. Seeing new floor or walls keeps what the
@@ -281,7 +291,7 @@ class Teacher:
             option, action = self._first_action(view, (), memo, tally)
             probs[action], top_option = 1.0, str(option)
         total = sum(probs)
-        return np.array([p / total for p in probs], dtype=np.float32), top_plan, top_option
+        return self._array(tuple([p / total for p in probs])), top_plan, top_option
 
     def _program(self, description: Description, plans: PlanDistribution) -> list[tuple[str, float, tuple]]:
         """The plans as (plan, probability, steps), each step (option, skill, target cells: one set per

@@ -36,7 +36,7 @@ KEY, DOOR, GOAL = OBJECT_TO_IDX["key"], OBJECT_TO_IDX["door"], OBJECT_TO_IDX["go
 _KINDS = (KEY, DOOR, GOAL)
 _OPEN = STATE_TO_IDX["open"]
 _ORDER = {kind: rank for rank, kind in enumerate(_KINDS)}
-_NAMED_KIND = re.compile(b"[" + b"".join(re.escape(bytes([kind])) for kind in _KINDS) + b"]")  # a named object's byte
+_NAMED_BYTE = bytes(kind in _KINDS for kind in range(256))  # translation table: object index -> 1 if named
 
 
 class PaperStyle(TextStyle):
@@ -87,11 +87,14 @@ def description_key(memory_map: np.ndarray, agent: tuple[int, int]) -> tuple[tup
     """
     _, height, channels = memory_map.shape
     raw = memory_map.tobytes()
-    kinds = raw[::channels]  # one byte per cell: its object
-    where = tuple([match.start() for match in _NAMED_KIND.finditer(kinds)])
+    named = raw[::channels].translate(_NAMED_BYTE)  # one byte per cell: 1 where a named object is
+    where, cell = [], named.find(1)
+    while cell >= 0:
+        where.append(cell)
+        cell = named.find(1, cell + 1)
     agent_index = agent[0] * height + agent[1]
-    held = agent_index if kinds[agent_index] in _KINDS else -1
-    return where, b"".join([raw[index * channels:index * channels + 3] for index in where]), held
+    held = agent_index if named[agent_index] else -1
+    return tuple(where), b"".join([raw[index * channels:index * channels + 3] for index in where]), held
 
 
 def describe(memory_map: np.ndarray, style: str = "plain") -> Description:
