@@ -188,7 +188,7 @@ class Teacher:
 
     def _situation(self, memory_map: np.ndarray, key: bytes, state, mission: Mission) -> tuple:
         """(cells key, agent state, description) of a map not seen before: what its suggestion depends on."""
-        state = agent_state(memory_map) if state is None else state
+        state = agent_state(memory_map, key) if state is None else state
         cells = cells_key_of(memory_map, state[0], key)
         if self._uses_mission:
             cells = (cells, mission)
