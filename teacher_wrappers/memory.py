@@ -17,13 +17,18 @@ from minigrid.core.constants import OBJECT_TO_IDX
 from minigrid.minigrid_env import MiniGridEnv
 
 from teacher_wrappers import mission
-from teacher_wrappers.view import EMPTY_CODE, view_offsets
+from teacher_wrappers.view import EMPTY_CODE, fast_obs_applies, gen_obs, view_offsets
 
 EMPTY = np.array([OBJECT_TO_IDX["empty"], 0, 0], dtype=np.uint8)
 
 
 def partial_view(env: MiniGridEnv) -> np.ndarray:
-    """MiniGrid's own encoded egocentric view (unseen cells are 0), for envs whose obs we cannot reuse."""
+    """MiniGrid's own encoded egocentric view (unseen cells are 0), for envs whose obs we cannot reuse.
+
+    Worked out by `teacher_wrappers.view.gen_obs` where that is exact (it also tells the memory map which
+    cells it saw), else by MiniGrid's Grid objects."""
+    if type(env).gen_obs is gen_obs or fast_obs_applies(env):
+        return gen_obs(env)["image"]
     grid, vis_mask = env.gen_obs_grid()
     return grid.encode(vis_mask)
 
@@ -32,7 +37,7 @@ class MemoryMap:
     """Accumulates MiniGrid's egocentric views into an absolute map of everything seen so far.
 
     The map lives in a bytearray laid out as the observation (channel 3 zero): merging a view from
-    `teacher_wrappers.view.gen_obs` is a few slice assignments, and the observation one copy.
+    `teacher_wrappers.view.gen_obs` writes the bytes of the cells it saw, and the observation is one copy.
     """
 
     def __init__(self, width: int, height: int):

@@ -11,7 +11,7 @@ from minigrid.core.world_object import Ball, Door, Key, Lava, Wall
 from minigrid.minigrid_env import MiniGridEnv
 
 import teacher_wrappers
-from teacher_wrappers.memory import MemoryMap
+from teacher_wrappers.memory import MemoryMap, partial_view
 from teacher_wrappers.view import _visible, fast_obs_applies, gen_obs, use_fast_obs
 
 
@@ -101,6 +101,7 @@ def test_fast_obs_is_minigrids_on_suite_envs(env_id):
             obs, _, terminated, truncated, _ = env.step(int(rng.integers(7)))
             assert base.last_view.image is obs["image"]  # the installed gen_obs made it
             assert_same_obs(base, memories)
+            assert np.array_equal(partial_view(base), obs["image"])  # what a teacher keeping its own map sees
             if terminated or truncated:
                 break
 
