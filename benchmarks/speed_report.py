@@ -28,11 +28,11 @@ def report(current: dict, before: dict | None, source: Path) -> str:
     tasks = list(dict.fromkeys(task for task, _ in current))
     planners = ["recorded", "rules"]
     lines = [f"# Wrapper overhead over the raw task step (goal: < {GOAL:.0%} on every task and planner)", "",
-             "Median over rounds of (wrapped CPU time / raw CPU time - 1); each round: a fresh (cold) teacher, "
-             "5,000 uniformly random actions on the raw and the wrapped env in alternating chunks of 250.", ""]
+             ("Median over rounds of (wrapped CPU time / raw CPU time - 1); each round: a fresh (cold) teacher, "
+              "5,000 uniformly random actions on the raw and the wrapped env in alternating chunks of 250."), ""]
     header = "| task | raw (us/step) | " + " | ".join(f"{p} (us/step, overhead)" for p in planners)
-    header += " | " + " | ".join(f"{p} before" for p in planners) + " |" if before else " |"
-    lines += [header, "| --- " * (2 + len(planners) * (2 if before else 1)) + "|"]
+    header += " | raw before (us/step) | " + " | ".join(f"{p} before" for p in planners) + " |" if before else " |"
+    lines += [header, "| --- " * (2 + len(planners) + ((1 + len(planners)) if before else 0)) + "|"]
     for task in tasks:
         raw = [current[(task, p)]["raw_us_per_step"] for p in planners if (task, p) in current]
         row = [task, f"{min(raw):.1f}"]
@@ -44,7 +44,10 @@ def report(current: dict, before: dict | None, source: Path) -> str:
             mark = "" if info["overhead"] < GOAL else " **over goal**"
             row.append(f"{info['wrapped_us_per_step']:.1f} ({info['overhead']:+.0%}){mark}")
         if before:
-            row += [f"{before[(task, p)]['overhead']:+.0%}" if (task, p) in before else "-" for p in planners]
+            raw_before = [before[(task, p)]["raw_us_per_step"] for p in planners if (task, p) in before]
+            row.append(f"{min(raw_before):.1f}" if raw_before else "-")
+            row += [f"{before[(task, p)]['wrapped_us_per_step']:.1f} ({before[(task, p)]['overhead']:+.0%})"
+                    if (task, p) in before else "-" for p in planners]
         lines.append("| " + " | ".join(row) + " |")
     try:
         source = source.resolve().relative_to(RESULTS.parents[1])
@@ -52,8 +55,8 @@ def report(current: dict, before: dict | None, source: Path) -> str:
         pass
     lines += ["", f"From `{source}`, written by `{COMMAND}`; this file by `python -m benchmarks.speed_report"
               + (" --before ...`." if before else "`."),
-              "CPU time of the benchmark process, so other processes on a shared machine count less; still, "
-              "compare rows of the same run only."]
+              ("CPU time of the benchmark process, so other processes on a shared machine count less; still, "
+               "compare rows of the same run only.")]
     return "\n".join(lines) + "\n"
 
 

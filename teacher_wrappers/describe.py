@@ -20,11 +20,16 @@ class Description:
     held: str | None = None
 
 
-def agent_state(memory_map: np.ndarray) -> tuple[tuple[int, int], int]:
-    """(agent position, heading) read off channel 3 of a memory map."""
-    headings = memory_map[..., 3]
-    count = np.count_nonzero(headings)
+_MARKED = bytes([0] + [1] * 255)  # translation table: byte -> 1 if not 0
+
+
+def agent_state(memory_map: np.ndarray, raw: bytes | None = None) -> tuple[tuple[int, int], int]:
+    """(agent position, heading) read off channel 3 of a memory map (`raw`: its `tobytes()`, if known)."""
+    _, height, channels = memory_map.shape
+    headings = (memory_map.tobytes() if raw is None else raw)[3::channels]  # channel 3, one byte per cell
+    marked = headings.translate(_MARKED)
+    count = marked.count(1)
     if count != 1:
         raise ValueError(f"a memory map must mark exactly one agent cell, found {count}")
-    x, y = divmod(int(headings.argmax()), headings.shape[1])
-    return (x, y), int(headings[x, y]) - 1
+    cell = marked.find(1)
+    return divmod(cell, height), headings[cell] - 1

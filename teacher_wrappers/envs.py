@@ -7,17 +7,23 @@ in the room's wall. The agent sees a 3x3 patch; the episode ends with success wh
 from __future__ import annotations
 
 import gymnasium as gym
-from minigrid.core.constants import COLOR_NAMES
+import numpy as np
+from minigrid.core.actions import Actions
+from minigrid.core.constants import COLOR_NAMES, DIR_TO_VEC
 from minigrid.core.grid import Grid
 from minigrid.core.mission import MissionSpace
 from minigrid.core.world_object import Door, Key, Lava
 from minigrid.minigrid_env import MiniGridEnv
+
+from teacher_wrappers import view
 
 NAMESPACE = "TeacherWrappers"
 TASKS = ("SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey", "TwoDoor")
 
 # Door walls of the room, in the reference's order: east, south, west, north.
 _WALLS = (0, 1, 2, 3)
+LEFT, RIGHT, FORWARD, PICKUP, DROP, TOGGLE, DONE = (int(action) for action in Actions)
+_DIR_TO_VEC = tuple((int(dx), int(dy)) for dx, dy in DIR_TO_VEC)
 
 
 def _mission() -> str:
@@ -33,6 +39,8 @@ class DoorTaskEnv(MiniGridEnv):
 
     text_style = "plain"
     recorded_table = "SimpleDoorKey"
+    # MiniGrid's observation exactly, without building Grid objects (and it tells the memory map what it saw)
+    gen_obs = view.gen_obs
     # Nothing moves by itself and a step draws no random numbers: only the agent changes the grid, and only the
     # cell in front of it. Seen through the memory map, a repeated observation is then a repeated state, and a
     # policy of the observation alone that repeats one is in a loop (`training.play_episodes(stop_loops=True)`).
@@ -81,12 +89,58 @@ class DoorTaskEnv(MiniGridEnv):
         return super().reset(seed=seed, options=options)
 
     def step(self, action):
-        obs, reward, terminated, truncated, info = super().step(action)
-        opened = action == self.actions.toggle and any(door.is_open for door in self.doors)
+        """MiniGrid's step (`MiniGridEnv.step`, the same state, reward and flags: tests/test_view.py checks it),
+        with integer arithmetic instead of NumPy's for the cell in front; then the success of opening a door."""
+        self.step_count += 1
+        reward = 0
+        terminated = False
+        truncated = False
+        direction = self.agent_dir
+        assert 0 <= direction < 4, f"Invalid agent_dir: {direction} is not within range(0, 4)"
+        dx, dy = _DIR_TO_VEC[direction]
+        ax, ay = self.agent_pos
+        fx, fy = int(ax) + dx, int(ay) + dy
+        fwd_cell = self.grid.get(fx, fy)
+        if action == LEFT:
+            self.agent_dir -= 1
+            if self.agent_dir < 0:
+                self.agent_dir += 4
+        elif action == RIGHT:
+            self.agent_dir = (self.agent_dir + 1) % 4
+        elif action == FORWARD:
+            if fwd_cell is None or fwd_cell.can_overlap():
+                self.agent_pos = (np.int64(fx), np.int64(fy))  # what MiniGrid's tuple(NumPy position) holds
+            if fwd_cell is not None and fwd_cell.type == "goal":
+                terminated = True
+                reward = self._reward()
+            if fwd_cell is not None and fwd_cell.type == "lava":
+                terminated = True
+        elif action == PICKUP:
+            if fwd_cell and fwd_cell.can_pickup() and self.carrying is None:
+                self.carrying = fwd_cell
+                self.carrying.cur_pos = np.array([-1, -1])
+                self.grid.set(fx, fy, None)
+        elif action == DROP:
+            if not fwd_cell and self.carrying:
+                self.grid.set(fx, fy, self.carrying)
+                self.carrying.cur_pos = np.array((fx, fy))
+                self.carrying = None
+        elif action == TOGGLE:
+            if fwd_cell:
+                fwd_cell.toggle(self, np.array((fx, fy)))
+        elif action == DONE:
+            pass
+        else:
+            raise ValueError(f"Unknown action: {action}")
+        if self.step_count >= self.max_steps:
+            truncated = True
+        if self.render_mode == "human":
+            self.render()
+        obs = self.gen_obs()
+        opened = action == TOGGLE and any(door.is_open for door in self.doors)
         if opened:
             reward, terminated = self._reward(), True
-        info["success"] = bool(opened)
-        return obs, reward, terminated, truncated, info
+        return obs, reward, terminated, truncated, {"success": bool(opened)}
 
 
 class SimpleDoorKeyEnv(DoorTaskEnv):

@@ -11,73 +11,105 @@ Layout of the map, shape (width, height, 4), uint8, indexed [x, y] like MiniGrid
 
 from __future__ import annotations
 
-import functools
-
 import gymnasium as gym
 import numpy as np
 from minigrid.core.constants import OBJECT_TO_IDX
 from minigrid.minigrid_env import MiniGridEnv
 
 from teacher_wrappers import mission
+from teacher_wrappers.view import EMPTY_CODE, fast_obs_applies, gen_obs, view_offsets
 
 EMPTY = np.array([OBJECT_TO_IDX["empty"], 0, 0], dtype=np.uint8)
-_DIR_VEC = np.array([(1, 0), (0, 1), (-1, 0), (0, -1)])
-
-
-@functools.lru_cache(maxsize=None)
-def _view_offsets(agent_dir: int, view_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets from the agent to every cell of MiniGrid's egocentric view image, as (view, view) arrays.
-
-    MiniGrid's view image has the agent at (view//2, view-1) looking towards row 0; the inverse of
-    `MiniGridEnv.get_view_coords` maps a view cell (vx, vy) to top_left + vx * right - vy * forward.
-    """
-    forward = _DIR_VEC[agent_dir]
-    right = np.array((-forward[1], forward[0]))
-    top_left = forward * (view_size - 1) - right * (view_size // 2)
-    vx, vy = np.meshgrid(np.arange(view_size), np.arange(view_size), indexing="ij")
-    offsets = top_left[None, None, :] + vx[..., None] * right - vy[..., None] * forward
-    return offsets[..., 0], offsets[..., 1]
 
 
 def partial_view(env: MiniGridEnv) -> np.ndarray:
-    """MiniGrid's own encoded egocentric view (unseen cells are 0), for envs whose obs we cannot reuse."""
+    """MiniGrid's own encoded egocentric view (unseen cells are 0), for envs whose obs we cannot reuse.
+
+    Worked out by `teacher_wrappers.view.gen_obs` where that is exact (it also tells the memory map which
+    cells it saw), else by MiniGrid's Grid objects."""
+    if type(env).gen_obs is gen_obs or fast_obs_applies(env):
+        return gen_obs(env)["image"]
     grid, vis_mask = env.gen_obs_grid()
     return grid.encode(vis_mask)
 
 
 class MemoryMap:
-    """Accumulates MiniGrid's egocentric views into an absolute map of everything seen so far."""
+    """Accumulates MiniGrid's egocentric views into an absolute map of everything seen so far.
+
+    The map lives in a bytearray laid out as the observation (channel 3 zero): merging a view from
+    `teacher_wrappers.view.gen_obs` writes the bytes of the cells it saw, and the observation is one copy.
+    """
 
     def __init__(self, width: int, height: int):
-        self.cells = np.zeros((width, height, 3), dtype=np.uint8)
+        self.width, self.height = width, height
+        self._buffer = bytearray(width * height * 4)
+        self._grid = np.frombuffer(self._buffer, dtype=np.uint8).reshape(width, height, 4)
         self.agent_pos = (0, 0)
         self.agent_dir = 0
-        self.carrying = EMPTY
+        self._carrying = EMPTY_CODE  # the code of the carried object (or of empty)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_grid"]  # a view of the buffer: rebuilt on the copy's own buffer
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._grid = np.frombuffer(self._buffer, dtype=np.uint8).reshape(self.width, self.height, 4)
+
+    @property
+    def carrying(self) -> np.ndarray:
+        """The code of what the agent carries (empty if nothing), shown at its cell."""
+        return np.array(self._carrying, dtype=np.uint8)
+
+    @carrying.setter
+    def carrying(self, code) -> None:
+        self._carrying = tuple(int(value) for value in code)
+
+    @property
+    def cells(self) -> np.ndarray:
+        """(width, height, 3) uint8 view of the map's cells (writable: it is the map)."""
+        return self._grid[..., :3]
 
     def reset(self) -> None:
-        self.cells[:] = 0
+        self._buffer[:] = bytes(len(self._buffer))
 
     def update(self, env: MiniGridEnv, view: np.ndarray) -> None:
         """Merge one view image (as in MiniGrid's obs["image"]) taken by `env`'s agent."""
+        ax, ay = env.agent_pos
+        last = getattr(env, "last_view", None)
+        if last is not None and last.image is view and last.shape == (self.width, self.height):
+            buffer = self._buffer  # teacher_wrappers.view.gen_obs made the view: its cells are known
+            for start, (kind, colour, state) in last.seen:
+                buffer[start] = kind
+                buffer[start + 1] = colour
+                buffer[start + 2] = state
+        else:
+            self._merge(env, view)
+        self.agent_pos, self.agent_dir = (int(ax), int(ay)), int(env.agent_dir)
+        self._carrying = EMPTY_CODE if env.carrying is None else env.carrying.encode()
+
+    def _merge(self, env: MiniGridEnv, view: np.ndarray) -> None:
         size = view.shape[0]
         ax, ay = env.agent_pos
-        dx, dy = _view_offsets(env.agent_dir, size)
+        dx, dy = view_offsets(env.agent_dir, size)
         xs, ys = dx + ax, dy + ay
-        width, height = self.cells.shape[:2]
+        width, height = self.width, self.height
         seen = (view[..., 0] > 0) & (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
         # The view shows what the agent carries at its own cell; the map keeps the floor beneath it.
         seen[size // 2, size - 1] = False
-        self.cells[xs[seen], ys[seen]] = view[seen]
+        cells = self.cells
+        cells[xs[seen], ys[seen]] = view[seen]
         under = env.grid.get(ax, ay)
-        self.cells[ax, ay] = EMPTY if under is None else under.encode()
-        self.agent_pos, self.agent_dir = (int(ax), int(ay)), int(env.agent_dir)
-        self.carrying = EMPTY if env.carrying is None else np.array(env.carrying.encode(), dtype=np.uint8)
+        cells[ax, ay] = EMPTY if under is None else under.encode()
 
     def observation(self) -> np.ndarray:
-        obs = np.zeros(self.cells.shape[:2] + (4,), dtype=np.uint8)
-        obs[..., :3] = self.cells
+        obs = self._grid.copy()
         ax, ay = self.agent_pos
-        obs[ax, ay, :3] = self.carrying
+        kind, colour, state = self._carrying
+        obs[ax, ay, 0] = kind  # item by item: cheaper than assigning a sequence
+        obs[ax, ay, 1] = colour
+        obs[ax, ay, 2] = state
         obs[ax, ay, 3] = self.agent_dir + 1
         return obs
 

@@ -29,9 +29,11 @@ _WALKABLE = (OBJECT_TO_IDX["empty"], OBJECT_TO_IDX["floor"], OBJECT_TO_IDX["goal
 _DOOR, _UNSEEN, _EMPTY = OBJECT_TO_IDX["door"], OBJECT_TO_IDX["unseen"], OBJECT_TO_IDX["empty"]
 _BOX, _GOAL = OBJECT_TO_IDX["box"], OBJECT_TO_IDX["goal"]
 _OPEN, _CLOSED = STATE_TO_IDX["open"], STATE_TO_IDX["closed"]
-# Lookup table (object, state) -> -1 where the agent can walk, -2 where it cannot: open doors are walkable.
-_TEMPLATE = np.where(np.isin(np.arange(256), _WALKABLE)[:, None], -1, -2).repeat(256, axis=1).astype(np.int8)
-_TEMPLATE[_DOOR, _OPEN] = -1
+# Field templates as signed bytes: -1 where the agent can walk, -2 where it cannot. Per object, a
+# translation table; doors are walkable when open (MapView._walkable_both).
+_WALK, _BLOCK = 0xFF, 0xFE  # -1 and -2 as signed bytes
+_WALK_BYTES = bytes(_WALK if kind in _WALKABLE else _BLOCK for kind in range(256))
+_DOOR_BYTE = bytes([_DOOR])
 
 Cell = tuple[int, int]
 
@@ -64,9 +66,11 @@ class _Field:
 
     def __init__(self, sources: list[int], template: list[int], width: int, height: int):
         self.dist = dist = template.copy()  # -1 walkable, -2 blocked
-        self.frontier = [cell for cell in sources if dist[cell] == -1]
-        for cell in self.frontier:
-            dist[cell] = 0
+        self.frontier = frontier = []
+        for cell in sources:
+            if dist[cell] == -1:
+                dist[cell] = 0
+                frontier.append(cell)
         self.level = 0
         self.neighbours = _neighbours(width, height)
 
@@ -126,33 +130,43 @@ class MapView:
         self.front = (self.agent[0] + self.front_offset[0], self.agent[1] + self.front_offset[1])
         self.cells_key = cells_key if cells_key is not None else cells_key_of(memory_map, self.agent)
         self.field_cache = {} if field_cache is None else field_cache
-        self._walkable: tuple[np.ndarray, list[bool]] | None = None
+        self._walkable: tuple[list[int], bytes, bytes] | None = None
 
     @property
     def walkable(self) -> np.ndarray:
         """Cells the agent can walk on, (width, height) bool."""
-        return self._walkable_both()[0] == -1
+        return np.frombuffer(self._walkable_both()[1], dtype=np.int8).reshape(self.width, self.height) == -1
 
     @property
     def field_template(self) -> list[int]:
         """Flat list indexed x * height + y: -1 where walkable, -2 where blocked (fields start from it)."""
-        return self._walkable_both()[1]
+        return self._walkable_both()[0]
 
-    def _walkable_both(self) -> tuple[np.ndarray, list[int]]:
-        """The field template as a (width, height) array and as a flat list, cached per cells."""
+    def _walkable_both(self) -> tuple[list[int], bytes, bytes]:
+        """The field template as a flat list and as signed bytes, and the cells' objects (one byte per cell,
+        flat), cached per cells."""
         if self._walkable is None:
             key = (self.cells_key, "walkable")
-            if key not in self.field_cache:
-                kinds, states = self.map[..., 0], self.map[..., 2]
-                template = _TEMPLATE[kinds, states]
+            walkable = self.field_cache.get(key)
+            if walkable is None:
+                # Byte by byte (-1 and -2 as signed bytes): a translation of the cells' objects, then the doors.
+                height, channels = self.height, self.map.shape[2]
+                raw = self.map.tobytes()
+                kinds = raw[::channels]
+                template = bytearray(kinds.translate(_WALK_BYTES))
+                door = kinds.find(_DOOR_BYTE)
+                while door >= 0:
+                    state = raw[door * channels + 2]
+                    if state == _OPEN or (self.passable_doors and state == _CLOSED):
+                        template[door] = _WALK
+                    door = kinds.find(_DOOR_BYTE, door + 1)
                 if self.passable_doors:
-                    template[(kinds == _DOOR) & (states == _CLOSED)] = -1
-                    for cell in self.reserved:
-                        if states[cell] != _OPEN:
-                            template[cell] = -2
-                template[self.agent] = -1
-                self.field_cache[key] = (template, template.ravel().tolist())
-            self._walkable = self.field_cache[key]
+                    for x, y in self.reserved:
+                        if raw[(x * height + y) * channels + 2] != _OPEN:
+                            template[x * height + y] = _BLOCK
+                template[self.agent[0] * height + self.agent[1]] = _WALK
+                walkable = self.field_cache[key] = (memoryview(template).cast("b").tolist(), bytes(template), kinds)
+            self._walkable = walkable
         return self._walkable
 
     def kind(self, cell: Cell) -> int:
@@ -202,16 +216,14 @@ class MapView:
 
     def explore(self) -> int | None:
         """`navigate(self.unseen_frontier())`, without building the frontier: the cells next to an
-        unseen cell of the frontier are the walkable cells next to any unseen cell (one NumPy pass)."""
+        unseen cell of the frontier are the walkable cells next to any unseen cell (`_near_unseen`)."""
         width, height = self.width, self.height
         key = (self.cells_key, "explore")
         field = self.field_cache.get(key)
         if field is None:
-            unseen = np.zeros((width + 2, height + 2), dtype=bool)  # padded: outside the grid is not unseen
-            np.equal(self.map[..., 0], _UNSEEN, out=unseen[1:-1, 1:-1])
-            near_unseen = unseen[2:, 1:-1] | unseen[:-2, 1:-1] | unseen[1:-1, 2:] | unseen[1:-1, :-2]
-            sources = np.flatnonzero(self.walkable & near_unseen).tolist()
-            field = self.field_cache[key] = _Field(sources, self.field_template, width, height)
+            template, template_bytes, kinds = self._walkable_both()
+            field = self.field_cache[key] = _Field(_near_unseen(kinds, template_bytes, width, height), template,
+                                                   width, height)
         if field.dist[self.agent[0] * height + self.agent[1]] == 0:  # an unseen cell is next to the agent
             for heading, (dx, dy) in enumerate((self.front_offset,) + _DIRS):
                 x, y = self.agent[0] + dx, self.agent[1] + dy
@@ -264,6 +276,34 @@ class MapView:
             near[:, :-1] |= walkable[:, 1:]
             self.field_cache[key] = frozenset((int(x), int(y)) for x, y in np.argwhere(unseen & near))
         return self.field_cache[key]
+
+
+_UNSEEN_BIT = bytes(kind == _UNSEEN for kind in range(256))  # translation tables to one 0/1 byte per cell
+_WALK_BIT = bytes(value == _WALK for value in range(256))
+
+
+@functools.cache
+def _row_masks(width: int, height: int) -> tuple[int, int]:
+    """One byte per cell (flat index x * height + y), as Python ints: 1 where y > 0, 1 where y < height - 1."""
+    cells = range(width * height)
+    return (int.from_bytes(bytes(cell % height != 0 for cell in cells), "little"),
+            int.from_bytes(bytes(cell % height != height - 1 for cell in cells), "little"))
+
+
+def _near_unseen(kinds: bytes, template: bytes, width: int, height: int) -> list[int]:
+    """Flat indices, ascending, of the walkable cells (`template` bytes -1) next to an unseen cell (`kinds` 0;
+    beyond the grid is not unseen). Each cell is a 0/1 byte of a Python int, so that the four neighbours are
+    four shifts of the whole map."""
+    unseen = int.from_bytes(kinds.translate(_UNSEEN_BIT), "little")
+    above, below = _row_masks(width, height)
+    row = 8 * height
+    near = (unseen << 8) & above | (unseen >> 8) & below | unseen << row | unseen >> row
+    cells = (near & int.from_bytes(template.translate(_WALK_BIT), "little")).to_bytes(width * height, "little")
+    sources, cell = [], cells.find(1)
+    while cell >= 0:
+        sources.append(cell)
+        cell = cells.find(1, cell + 1)
+    return sources
 
 
 def explore(view: MapView, targets: set[Cell]) -> int | None:

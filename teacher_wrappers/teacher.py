@@ -29,6 +29,7 @@ EXPLORE = Option("explore")
 LOOP_LIMIT = 4
 NO_MISSION = Mission(())
 _NONE: frozenset = frozenset()
+_UNKNOWN = object()  # not worked out yet
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Suggestion:
     unresolved: int = 0  # options naming an object not on the map, counted at every step in this state
     fallbacks: int = 0  # plans with nothing left to do, counted at every step in this state
     loosened: np.ndarray | None = None  # the probabilities used in a loop, computed when first needed
+    explored: object = _UNKNOWN  # the map view's `explore()`, if working out the suggestion needed it (else _UNKNOWN)
 
 
 class Teacher:
@@ -100,6 +102,7 @@ class Teacher:
         # function of the map, since a text's plans never change once memoised.
         self.suggestion_memo: dict = {}
         self.program_memo: dict[tuple[int, int], tuple] = {}  # see _program
+        self.array_memo: dict[tuple[float, ...], np.ndarray] = {}  # see _array
         self.stats = TeacherStats()
 
     @property
@@ -185,7 +188,7 @@ class Teacher:
 
     def _situation(self, memory_map: np.ndarray, key: bytes, state, mission: Mission) -> tuple:
         """(cells key, agent state, description) of a map not seen before: what its suggestion depends on."""
-        state = agent_state(memory_map) if state is None else state
+        state = agent_state(memory_map, key) if state is None else state
         cells = cells_key_of(memory_map, state[0], key)
         if self._uses_mission:
             cells = (cells, mission)
@@ -216,18 +219,22 @@ class Teacher:
                         plans: PlanDistribution, mission: Mission) -> Suggestion:
         view = self.style.map_view(memory_map, self.field_cache, cells, state, description, mission)
         tally = [0, 0]  # unresolved targets, fallbacks
-        probs, plan, option = self._soft_action(view, description, plans, tally)
-        suggestion = Suggestion(probs, plan, option, description.text, (cells, state, description, mission), *tally)
+        memo: dict[Option, int | None] = {}  # each option's action on this view
+        probs, plan, option = self._soft_action(view, description, plans, tally, memo)
+        suggestion = Suggestion(probs, plan, option, description.text, (cells, state, description, mission), *tally,
+                                explored=memo.get(EXPLORE, _UNKNOWN))
         self._bound(self.suggestion_memo)[memo_key] = suggestion
         return suggestion
 
     def _loosened(self, suggestion: Suggestion, memory_map: np.ndarray) -> np.ndarray:
         if suggestion.loosened is None:  # computed on the first loop break in this state
-            view = self.style.map_view(memory_map, self.field_cache, *suggestion.view)
-            suggestion.loosened = self._break_loop(suggestion.probs, view)
+            explored = suggestion.explored
+            if explored is _UNKNOWN:
+                explored = self.style.map_view(memory_map, self.field_cache, *suggestion.view).explore()
+            suggestion.loosened = self._break_loop(suggestion.probs, explored)
         return suggestion.loosened
 
-    def _break_loop(self, probs: np.ndarray, view: MapView) -> np.ndarray:
+    def _break_loop(self, probs: np.ndarray, action: int | None) -> np.ndarray:
         """Half the suggestion, half a uniform choice among its actions and an exploring one.
 
         Flattening gives the LLM's less likely plans (often the right ones) a fair chance; exploring
@@ -235,12 +242,20 @@ class Teacher:
         """
         values = probs.tolist()  # seven Python floats: cheaper than NumPy's calls
         candidates = [value > 0 for value in values]
-        action = view.explore()
         for extra in ((LEFT, RIGHT) if action is None else (action,)):
             candidates[extra] = True
         share = 0.5 / sum(candidates)
-        return np.array([0.5 * value + (share if candidate else 0.0) for value, candidate in zip(values, candidates)],
-                        dtype=np.float32)
+        return self._array(tuple([0.5 * value + (share if candidate else 0.0)
+                                  for value, candidate in zip(values, candidates)]))
+
+    def _array(self, values: tuple[float, ...]) -> np.ndarray:
+        """`values` as a read-only float32 array, shared by all suggestions with these probabilities (few
+        distinct ones recur: building a small array costs more than looking it up); callers get copies."""
+        array = self.array_memo.get(values)
+        if array is None:
+            array = self._bound(self.array_memo, 10_000)[values] = np.array(values, dtype=np.float32)
+            array.flags.writeable = False
+        return array
 
     def _described(self, memory_map: np.ndarray, cells, agent, mission: Mission) -> Description:
         # Walking or turning keeps the cells: a memo hit. Seeing new floor or walls keeps what the
@@ -263,9 +278,9 @@ class Teacher:
             memo.clear()
         return memo
 
-    def _soft_action(self, view: MapView, description: Description, plans: PlanDistribution, tally: list[int]):
+    def _soft_action(self, view: MapView, description: Description, plans: PlanDistribution, tally: list[int],
+                     memo: dict):
         probs = [0.0] * N_ACTIONS  # Python floats: a handful of additions, cheaper than NumPy's
-        memo: dict[Option, int | None] = {}
         top_plan, top_option, top_prob = "", "", -1.0
         for plan, prob, steps in self._program(description, plans):
             option, action = self._first_action(view, steps, memo, tally)
@@ -276,7 +291,7 @@ class Teacher:
             option, action = self._first_action(view, (), memo, tally)
             probs[action], top_option = 1.0, str(option)
         total = sum(probs)
-        return np.array([p / total for p in probs], dtype=np.float32), top_plan, top_option
+        return self._array(tuple([p / total for p in probs])), top_plan, top_option
 
     def _program(self, description: Description, plans: PlanDistribution) -> list[tuple[str, float, tuple]]:
         """The plans as (plan, probability, steps), each step (option, skill, target cells: one set per

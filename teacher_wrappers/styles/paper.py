@@ -36,7 +36,7 @@ KEY, DOOR, GOAL = OBJECT_TO_IDX["key"], OBJECT_TO_IDX["door"], OBJECT_TO_IDX["go
 _KINDS = (KEY, DOOR, GOAL)
 _OPEN = STATE_TO_IDX["open"]
 _ORDER = {kind: rank for rank, kind in enumerate(_KINDS)}
-_DESCRIBED = np.isin(np.arange(256), _KINDS)  # lookup table: object index -> named in descriptions
+_NAMED_BYTE = bytes(kind in _KINDS for kind in range(256))  # translation table: object index -> 1 if named
 
 
 class PaperStyle(TextStyle):
@@ -78,19 +78,23 @@ class PaperStyle(TextStyle):
         return rule_plan(text)
 
 
-def description_key(memory_map: np.ndarray, agent: tuple[int, int]) -> tuple[bytes, bytes, int]:
-    """Everything `describe` reads, as a cheap memo key: where the named objects are, their
-    (object, colour, state), and the agent's cell if it stands on one of them (it holds it).
+def description_key(memory_map: np.ndarray, agent: tuple[int, int]) -> tuple[tuple[int, ...], bytes, int]:
+    """Everything `describe` reads, as a cheap memo key: where the named objects are (flat cell indices),
+    their (object, colour, state), and the agent's cell if it stands on one of them (it holds it).
 
     Walking, turning and seeing new walls or floor keep the key, so the text is looked up, not
     rebuilt. Keep in step with `describe` when it names more kinds of objects.
     """
-    kinds = memory_map[..., 0]
-    where = np.flatnonzero(_DESCRIBED[kinds])
-    height = kinds.shape[1]
+    _, height, channels = memory_map.shape
+    raw = memory_map.tobytes()
+    named = raw[::channels].translate(_NAMED_BYTE)  # one byte per cell: 1 where a named object is
+    where, cell = [], named.find(1)
+    while cell >= 0:
+        where.append(cell)
+        cell = named.find(1, cell + 1)
     agent_index = agent[0] * height + agent[1]
-    held = agent_index if _DESCRIBED[kinds[agent]] else -1
-    return where.tobytes(), memory_map.reshape(-1, memory_map.shape[-1])[where, :3].tobytes(), held
+    held = agent_index if named[agent_index] else -1
+    return tuple(where), b"".join([raw[index * channels:index * channels + 3] for index in where]), held
 
 
 def describe(memory_map: np.ndarray, style: str = "plain") -> Description:
