@@ -25,6 +25,7 @@ from torch.distributions.categorical import Categorical
 
 from teacher_wrappers.episodic import RevisitCount
 from teacher_wrappers.memory import MemoryMapObservation
+from teacher_wrappers.view import use_fast_obs
 
 MISSION_FIELDS, MISSION_VALUES = 12, 16  # the mission vector's instruction fields, each a small index
 STUDENTS = ("mlp", "lstm")  # the scripts' --student: Agent, RecurrentAgent
@@ -34,6 +35,7 @@ def student_env(env_id: str, visits: bool = False, **make_kwargs) -> gym.Env:
     """`gym.make(env_id)` as the student observes it: the memory map (plain MiniGrid ids get one, with the
     mission), plus the revisit count with `visits=True`."""
     env = gym.make(env_id, **make_kwargs)
+    use_fast_obs(env)  # MiniGrid/BabyAI ids: MiniGrid's observation exactly, computed without Grid objects
     try:
         env.get_wrapper_attr("memory_map")
     except AttributeError:
