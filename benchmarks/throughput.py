@@ -17,7 +17,7 @@ time (start-up and final evaluation included). Writes <out>/<name>.json and <out
 `--reference REV` runs every config a second time, alternately, on a pristine copy of the repository at git
 revision REV (`git archive`), so that the table gives this checkout's speed-up over REV measured side by side.
 `--overhead` also runs the wrapper-overhead suite (benchmarks/test_speed.py, pinned to the first core) into
-<out>/speed.json and speed.md. Every figure of the speed goals in one invocation:
+<out>/<name>_overhead.json and .md. Every figure of the speed goals in one invocation:
 
     .venv/bin/python -m benchmarks.throughput --reference a071e96 --overhead --frames 30720 --eval-episodes 100 \
         --configs ppo:1 ppo_teacher:1 ppo:2 ppo_teacher:2 envs:1 envs:2 --name speed_goals
@@ -217,7 +217,7 @@ def main() -> None:
     parser.add_argument("--reference", default=None, metavar="REV",
                         help="also run every config on the repository at this git revision, alternately")
     parser.add_argument("--overhead", action="store_true",
-                        help="also run the wrapper-overhead suite (benchmarks/test_speed.py) into <out>/speed.json/.md")
+                        help="also run the wrapper-overhead suite (benchmarks/test_speed.py) into <out>/<name>_overhead.json/.md")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # an envs config's process: the planner
     parser.add_argument("--async", dest="asynchronous", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more arguments for both scripts")
@@ -261,9 +261,11 @@ def main() -> None:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
         subprocess.run(["taskset", "-c", str(first), sys.executable, "-m", "pytest", "benchmarks/test_speed.py", "-q",
                         "-n", "0", "-p", "no:cacheprovider", "--benchmark-enable",
-                        "--benchmark-json", str(args.out / "speed.json")], cwd=ROOT, env=env, check=True)
-        subprocess.run([sys.executable, "-m", "benchmarks.speed_report", "--json", str(args.out / "speed.json"),
-                        "--out", str(args.out / "speed.md")], cwd=ROOT, env=env, check=True)
+                        "--benchmark-json", str(args.out / f"{args.name}_overhead.json")], cwd=ROOT, env=env,
+                       check=True)
+        subprocess.run([sys.executable, "-m", "benchmarks.speed_report", "--json",
+                        str(args.out / f"{args.name}_overhead.json"), "--out", str(args.out / f"{args.name}_overhead.md")],
+                       cwd=ROOT, env=env, check=True)
 
 
 def export_revision(revision: str, folder: Path) -> Path:
