@@ -191,7 +191,8 @@ def markdown(result: dict) -> str:
                         and r.get("code") == row.get("code")), None)
             lines.append(f"| {row.get('code', 'this checkout')} | {row['script']} | {row['cores']} | "
                          f"{row['main_cpu_us_per_frame']:.1f} | {row['workers_cpu_us_per_frame']:.1f} | "
-                         f"{row['cpu_bound_sps']:,.0f} | {ratio(one and row['cpu_bound_sps'] / one['cpu_bound_sps'])} |")
+                         f"{row['cpu_bound_sps']:,.0f} | "
+                         f"{ratio(one and row['cpu_bound_sps'] / one['cpu_bound_sps'])} |")
     lines += ["", f"Written by `{result['command']}` on {result['machine']} ({result['cpu_count']} CPUs; load average "
               f"{result['load_before'][0]:.1f} before, {result['load_after'][0]:.1f} after).",
               "SPS is the script's own training figure (frames / training wall time); the last column is the whole "
@@ -217,7 +218,7 @@ def main() -> None:
     parser.add_argument("--reference", default=None, metavar="REV",
                         help="also run every config on the repository at this git revision, alternately")
     parser.add_argument("--overhead", action="store_true",
-                        help="also run the wrapper-overhead suite (benchmarks/test_speed.py) into <out>/<name>_overhead.json/.md")
+                        help="also run the wrapper-overhead suite (benchmarks/test_speed.py): <out>/<name>_overhead.*")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # an envs config's process: the planner
     parser.add_argument("--async", dest="asynchronous", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more arguments for both scripts")
@@ -242,7 +243,8 @@ def main() -> None:
                     run = run_one(script, cores, args, Path(workdir), (repeat * len(args.configs) + index) * 2 + number,
                                   root, code)
                     print(f"{code}: {script} on {cores} core(s): {run['sps']:,.0f} SPS, process "
-                          f"{run['process_wall_seconds']:.1f} s / training {run['train_wall_seconds']:.1f} s", flush=True)
+                          f"{run['process_wall_seconds']:.1f} s / training {run['train_wall_seconds']:.1f} s",
+                          flush=True)
                     runs.append(run)
     result = {"command": "python -m benchmarks.throughput " + shlex.join(sys.argv[1:]), "env_id": args.env_id,
               "planner": args.planner, "frames": args.frames, "num_envs": args.num_envs,
@@ -263,9 +265,9 @@ def main() -> None:
                         "-n", "0", "-p", "no:cacheprovider", "--benchmark-enable",
                         "--benchmark-json", str(args.out / f"{args.name}_overhead.json")], cwd=ROOT, env=env,
                        check=True)
-        subprocess.run([sys.executable, "-m", "benchmarks.speed_report", "--json",
-                        str(args.out / f"{args.name}_overhead.json"), "--out", str(args.out / f"{args.name}_overhead.md")],
-                       cwd=ROOT, env=env, check=True)
+        overhead = args.out / f"{args.name}_overhead"
+        subprocess.run([sys.executable, "-m", "benchmarks.speed_report", "--json", f"{overhead}.json",
+                        "--out", f"{overhead}.md"], cwd=ROOT, env=env, check=True)
 
 
 def export_revision(revision: str, folder: Path) -> Path:

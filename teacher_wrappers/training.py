@@ -237,7 +237,8 @@ def repeats_mean_loops(env: gym.Env) -> bool:
 
 def play_episodes(env_fns: Sequence[Callable[[], gym.Env]], seeds: Sequence[int],
                   choose_actions: Callable[[dict], np.ndarray], stop: Callable[[], bool] = lambda: False,
-                  new_episodes: Callable[[np.ndarray], None] = lambda mask: None, stop_loops: bool = False) -> np.ndarray:
+                  new_episodes: Callable[[np.ndarray], None] = lambda mask: None,
+                  stop_loops: bool = False) -> np.ndarray:
     """Plays one episode per seed (episode i on seeds[i]) on a vector env; returns the episodes' returns.
 
     The sub-envs play side by side and `choose_actions(obs)` picks the actions of all of them at once
