@@ -1,7 +1,8 @@
 """The algorithm scripts with tiny budgets, as CleanRL tests its scripts.
 
-Most runs happen in this process (helpers.run_script: the same outputs, without ~20 s of imports per run); a
-user's plain run of each script (the baseline and the teacher's logs) and Ctrl-C run as subprocesses.
+Most runs happen in this process (helpers.run_script: the same outputs, without ~20 s of imports per run). Runs
+as a user makes them, each in its own process: ppo_teacher.py here (the teacher's logs) and Ctrl-C of ppo.py; the
+sweeps of tests/test_sweep.py run ppo.py to its summary, tests/test_resume_and_cli.py crashes it.
 """
 
 import json
@@ -18,7 +19,7 @@ import torch
 from helpers import run_script, scalars
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--num-envs", "4", "--num-steps", "32", "--eval-episodes", "3", "--no-progress"]
+TINY = ["--num-envs", "4", "--num-steps", "32", "--eval-episodes", "1", "--no-progress"]
 
 
 def run(script, *args, cwd, check=True, env=None):
@@ -40,11 +41,11 @@ def run_process(script, *args, cwd, timeout=300):
 
 
 def test_ppo_baseline_writes_summary_tensorboard_and_video(tmp_path):
-    run_process("ppo.py", "--total-timesteps", "256", "--run-name", "base", "--capture-video", *TINY, cwd=tmp_path)
+    run("ppo.py", "--total-timesteps", "256", "--run-name", "base", "--capture-video", *TINY, cwd=tmp_path)
     summary = json.loads((tmp_path / "runs/base/summary.json").read_text())
     assert summary["env_id"] == "TeacherWrappers/SimpleDoorKey-v0" and summary["method"] == "ppo"
     assert summary["frames"] == 256 and summary["seed"] == 1 and summary["sps"] > 0
-    assert 0.0 <= summary["eval_success_rate"] <= 1.0 and summary["eval_episodes"] == 3
+    assert 0.0 <= summary["eval_success_rate"] <= 1.0 and summary["eval_episodes"] == 1
     assert len(summary["learning_curve"]["frames"]) == len(summary["learning_curve"]["success_rate"]) == 2
     tags = scalars(tmp_path / "runs/base")
     assert {"charts/SPS", "charts/success_rate", "losses/value_loss", "losses/approx_kl"} <= set(tags)
@@ -99,8 +100,8 @@ TIMING = ("planner_seconds", "seconds_per_query")  # wall-clock time: never equa
 def test_resume_matches_an_uninterrupted_run(tmp_path, script, extra, request):
     if "GAPPY" in extra:
         extra = [request.getfixturevalue("gappy_table") if arg == "GAPPY" else arg for arg in extra]
-    common = ["--total-timesteps", "512", "--checkpoint-every", "2", "--teacher-eval-episodes", "2"
-              ] if script == "ppo_teacher.py" else ["--total-timesteps", "512", "--checkpoint-every", "2"]
+    common = ["--total-timesteps", "384", "--checkpoint-every", "2", "--teacher-eval-episodes", "2"
+              ] if script == "ppo_teacher.py" else ["--total-timesteps", "384", "--checkpoint-every", "2"]
     common += extra
     run(script, *common, "--run-name", "full", *TINY, cwd=tmp_path)
     full = tmp_path / "runs/full"
@@ -116,7 +117,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, script, extra, request):
     if script == "ppo_teacher.py":  # the teacher counted as if never stopped
         stats = {key: value for key, value in summary["teacher_stats"].items() if key not in TIMING}
         assert stats == {key: value for key, value in again["teacher_stats"].items() if key not in TIMING}
-        assert stats["steps"] > 512 and stats["queries"] > 0
+        assert stats["steps"] > 384 and stats["queries"] > 0
         if "--recorded-path" in extra:
             assert stats["unknown_texts"] > 0 and stats["cache_hits"] < stats["steps"]
 
@@ -131,7 +132,7 @@ def test_ctrl_c_writes_a_checkpoint_to_resume_from(tmp_path):
         events = tmp_path / "runs/long"
         while time.time() < deadline and not any(events.glob("events.*")):
             time.sleep(0.5)
-        time.sleep(3)  # a few iterations
+        time.sleep(1)  # into the first iterations (Ctrl-C is caught from the start of training)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
     finally:

@@ -21,7 +21,7 @@ from llm_fixtures import FakeServer
 pytestmark = pytest.mark.xdist_group("resume_and_cli")  # its module fixtures stay in one test worker
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--num-envs", "2", "--num-steps", "64", "--eval-episodes", "2", "--no-progress"]
+TINY = ["--num-envs", "2", "--num-steps", "64", "--eval-episodes", "1", "--no-progress"]
 TEACHER = ["--planner", "rules", "--teacher-eval-episodes", "1"]
 
 

@@ -194,10 +194,14 @@ def test_only_a_readable_summary_of_the_same_configuration_is_done(tmp_path, cap
         assert "made with another configuration" in error and difference in error, error
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.name != ".sweep.lock"} == before
 
-    # asked to, it deletes the mismatching runs and redoes them
-    assert run.main(run.Args(**{**vars(args), "total_timesteps": 256, "redo_mismatched": True})) == 0
-    assert json.loads(summary_path.read_text())["frames"] == 256
-    assert json.loads((out / "SimpleDoorKey__teacher-rules__1/summary.json").read_text())["eval_episodes"] == 2
+    # asked to, it deletes the mismatching runs and redoes them (here the teacher's, which runs the quickest);
+    # the others stay as they are
+    (out / "SimpleDoorKey__teacher-rules__1/stale.txt").write_text("left by the mismatching run")
+    assert run.main(run.Args(**{**vars(args), "teacher_episodes": 3, "redo_mismatched": True})) == 0
+    assert "SimpleDoorKey__teacher-rules__1: redone" in capsys.readouterr().out
+    assert json.loads((out / "SimpleDoorKey__teacher-rules__1/summary.json").read_text())["eval_episodes"] == 3
+    assert not (out / "SimpleDoorKey__teacher-rules__1/stale.txt").exists()
+    assert json.loads(summary_path.read_text()) == again
 
 
 @pytest.mark.xdist_group("finished_sweep")
