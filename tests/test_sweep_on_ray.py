@@ -11,6 +11,7 @@ docs/sweeps-on-ray.md): one run on each node, Ctrl-C and the next sweep, and a n
 Where it may (root, `unshare`), that second node has its own mount namespace in which one folder is an empty tmpfs.
 """
 
+import importlib.util
 import json
 import os
 import random
@@ -27,11 +28,11 @@ from pathlib import Path
 import pytest
 from test_sweep import EXTRA, processes_using, sweep, sweep_here, wait_for
 
-pytest.importorskip("ray", reason="the Ray backend needs Ray: pip install 'teacher-wrappers[ray]'")
+from benchmarks import ray_backend  # (imports Ray only where it is called: not in this process)
 
-from benchmarks import ray_backend
-
-pytestmark = pytest.mark.xdist_group("sweep_on_ray")  # its module fixtures stay in one test worker
+pytestmark = [pytest.mark.xdist_group("sweep_on_ray"),  # its module fixtures stay in one test worker
+              pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                                 reason="the Ray backend needs Ray: pip install 'teacher-wrappers[ray]'")]
 
 START_SECONDS = 180  # for a node to come up on a busy 2-core machine
 TWO_NODES = pytest.mark.skipif(not os.environ.get("TW_RAY_TESTS"), reason=(
