@@ -14,7 +14,7 @@ from teacher_wrappers.planners import RecordedPlanner, make_planner
 from teacher_wrappers.planners.llm import PlannerError
 from teacher_wrappers.planners.openai import OpenAIPlanner
 
-pytestmark = pytest.mark.xdist_group("llm_planners")  # its module fixtures stay in one test worker
+pytestmark = pytest.mark.xdist_group("llm")  # the LLM tests share a worker: fixtures made, transformers imported once
 
 TEXTS = ["Agent sees <key>, <door>, holds <nothing>.", "Agent sees <door>, holds <key>."]
 

@@ -19,7 +19,7 @@ import pytest
 from llm_fixtures import build_tiny_model
 
 SERVING = all(importlib.util.find_spec(name) for name in ("transformers", "fastapi", "uvicorn", "openai"))
-pytestmark = [pytest.mark.xdist_group("openai_server"),  # its module fixtures stay in one test worker
+pytestmark = [pytest.mark.xdist_group("llm"),  # with the other LLM tests: fixtures made once, transformers imported once
               pytest.mark.skipif(not SERVING, reason="transformers' serving extras are missing: "
                                                     "pip install 'transformers[serving]'")]
 TEXTS = ["Agent sees <key>, <door>, holds <nothing>.", "Agent sees <door>, holds <key>."]

