@@ -35,6 +35,8 @@ class Args:
     """solved episodes per GIF"""
     tile_size: int = 24
     """pixels per grid cell"""
+    tries: int = 50
+    """evaluation seeds played per task, at most, to find the solved episodes"""
 
 
 def best_runs(runs: Path, method: str) -> dict[str, Path]:
@@ -62,11 +64,12 @@ def load_student(run: Path) -> tuple[Agent, dict]:
 
 
 def play(agent: Agent, env_id: str, episodes: int, first_seed: int, tile_size: int,
-         visits: bool = False) -> list[Image.Image]:
+         visits: bool = False, tries: int = 50) -> list[Image.Image]:
+    """Frames of the first `episodes` episodes the agent solves, from seed `first_seed` on (`tries` seeds at most)."""
     env = student_env(env_id, visits, render_mode="rgb_array", tile_size=tile_size)
     frames: list[Image.Image] = []
     solved, seed = 0, first_seed
-    while solved < episodes and seed < first_seed + 50:
+    while solved < episodes and seed < first_seed + tries:
         obs, _ = env.reset(seed=seed)
         agent.reset()  # a recurrent student forgets the last episode
         episode = [Image.fromarray(env.render())]
@@ -90,7 +93,8 @@ def main(args: Args) -> list[Path]:
     written = []
     for env_id, run in sorted(best_runs(Path(args.runs), args.method).items()):
         agent, settings = load_student(run)
-        frames = play(agent, env_id, args.episodes, settings["eval_seed"], args.tile_size, settings.get("visits", False))
+        frames = play(agent, env_id, args.episodes, settings["eval_seed"], args.tile_size, settings.get("visits", False),
+                      args.tries)
         if not frames:
             print(f"{env_id}: the student of {run} solved no episode; no GIF")
             continue

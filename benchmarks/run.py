@@ -47,7 +47,7 @@ from typing import Literal
 import tyro
 
 from benchmarks.teacher_eval import env_id, evaluate
-from teacher_wrappers.training import write_text
+from teacher_wrappers.atomic import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ("ppo", "ppo_teacher")

@@ -22,8 +22,8 @@ import tyro
 from tqdm import tqdm
 
 import teacher_wrappers
-from teacher_wrappers.training import write_text
 from teacher_wrappers import TeacherWrapper
+from teacher_wrappers.atomic import write_text
 
 RESULTS = Path(__file__).parent / "results"
 RANDOM = "random"  # not a teacher: uniformly random actions, the floor every teacher must beat

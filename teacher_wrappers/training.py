@@ -11,7 +11,8 @@ and resume and easy to compare:
   checkpoint, exit 130), crashes (write the last iteration's checkpoint and `error.log`, one line, exit
   1), the episode bookkeeping and learning curve, checkpoints that continue exactly (weights, optimizer,
   random generators, sub-environments, the teacher's state), the final evaluation and `summary.json`.
-- `atomic_path`, `write_text`, `save_torch`: a reader sees the old file or the new one, never half.
+- `atomic_path`, `write_text` (from teacher_wrappers.atomic), `save_torch`: a reader sees the old file or the
+  new one, never half.
 - `play_episodes`, `evaluate`: the vectorised evaluation on fixed seeds.
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import pickle
 import random
 import signal
@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from minigrid.minigrid_env import MiniGridEnv
 from tqdm import tqdm
+
+from teacher_wrappers.atomic import atomic_path, write_text
 
 CHECKPOINT_FORMAT = 2  # checkpoints of older versions hold the teacher's internals; they cannot be resumed
 # Settings that do not change the training: a resumed run may set them anew.
@@ -100,28 +102,7 @@ def check_args(args: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------ atomic files
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yields a temporary path beside `path` (same suffix, so writers that infer the format work); on success
-    it replaces `path` in one step, on failure it is removed. A reader (or a rerun after a crash) sees the
-    old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        yield tmp
-        with open(tmp, "rb") as handle:  # on disk before the rename, so a power cut cannot leave it empty
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
+# atomic_path and write_text live in teacher_wrappers.atomic (no torch: the teacher-alone runs of a sweep need them)
 def save_torch(state: Any, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

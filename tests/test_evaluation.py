@@ -63,7 +63,7 @@ def test_evaluation_stops_when_asked():
 
 
 def test_ctrl_c_during_the_final_evaluation_stops_it(tmp_path):
-    args = [sys.executable, str(ROOT / "algorithms/ppo_teacher.py"), "--total-timesteps", "256", "--num-envs", "4",
+    args = [sys.executable, str(ROOT / "algorithms/ppo_teacher.py"), "--total-timesteps", "128", "--num-envs", "4",
             "--num-steps", "32", "--eval-episodes", "100000", "--teacher-eval-episodes", "2", "--run-name", "e",
             "--no-progress"]
     proc = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
@@ -85,10 +85,12 @@ def test_ctrl_c_during_the_final_evaluation_stops_it(tmp_path):
 
 
 def test_summary_compares_student_and_teacher_on_the_same_seeds(tmp_path):
-    subprocess.run([sys.executable, str(ROOT / "algorithms/ppo_teacher.py"), "--planner", "rules", "--total-timesteps",
-                    "256", "--num-envs", "4", "--num-steps", "32", "--eval-episodes", "6", "--teacher-eval-episodes",
-                    "2", "--run-name", "s", "--no-progress"], cwd=tmp_path, check=True, capture_output=True,
-                   env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
+    from helpers import run_script
+
+    proc = run_script("ppo_teacher.py", "--planner", "rules", "--total-timesteps", "128", "--num-envs", "4",
+                      "--num-steps", "32", "--eval-episodes", "6", "--teacher-eval-episodes", "2", "--run-name", "s",
+                      "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "runs/s/summary.json").read_text())
     assert summary["teacher_eval_success_rate"] == 1.0  # the rules teacher solves SimpleDoorKey
     assert 0.1 < summary["teacher_eval_mean_return"] < 1.0

@@ -6,7 +6,9 @@ change them (a new default student, a faster network) regenerates the record and
     REGENERATE_FIXED_SEED=1 .venv/bin/python -m pytest tests/test_fixed_seed.py
 
 The record holds the torch version it was made with; on another version the test skips (kernels may
-round differently). `FIXED_SEED_ROOT` runs the scripts of another checkout (to record an older version).
+round differently). The runs happen in this process (helpers.run_script puts back every random generator and
+global setting a run changes, so a run does not depend on the runs before it); `FIXED_SEED_ROOT` runs the
+scripts of another checkout instead, each in its own process (to record an older version).
 """
 
 import hashlib
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "tests/data/fixed_seed.json"
@@ -48,10 +51,13 @@ def weights_digest(state: dict) -> str:
 
 def outcome(tmp_path: Path, name: str) -> dict:
     script, args = RUNS[name]
-    root = Path(os.environ.get("FIXED_SEED_ROOT", ROOT))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
-    proc = subprocess.run([sys.executable, str(root / "algorithms" / script), *args, *COMMON, "--run-name", name],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    if os.environ.get("FIXED_SEED_ROOT"):
+        root = Path(os.environ["FIXED_SEED_ROOT"])
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+        proc = subprocess.run([sys.executable, str(root / "algorithms" / script), *args, *COMMON, "--run-name", name],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    else:
+        proc = run_script(script, *args, *COMMON, "--run-name", name, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "runs" / name
     summary = json.loads((run / "summary.json").read_text())

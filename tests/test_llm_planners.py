@@ -14,7 +14,7 @@ from teacher_wrappers.planners import RecordedPlanner, make_planner
 from teacher_wrappers.planners.llm import PlannerError
 from teacher_wrappers.planners.openai import OpenAIPlanner
 
-pytestmark = pytest.mark.xdist_group("llm_planners")  # its module fixtures stay in one test worker
+pytestmark = pytest.mark.xdist_group("llm")  # the LLM tests share a worker: fixtures made, transformers imported once
 
 TEXTS = ["Agent sees <key>, <door>, holds <nothing>.", "Agent sees <door>, holds <key>."]
 
@@ -165,7 +165,7 @@ def _write_entries(path, start):
 def test_cache_is_safe_with_several_processes(tmp_path):
     path = tmp_path / "shared.sqlite"
     AnswerCache(path).put("hf", "m", "v1", "first", {}, [("explore", 1.0)])
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")  # processes of their own, without a spawned one's imports
     workers = [ctx.Process(target=_write_entries, args=(path, 100 * i)) for i in range(4)]
     for worker in workers:
         worker.start()
@@ -184,20 +184,23 @@ def test_cache_keys_separate_models_and_settings(tmp_path):
     assert cache.get("hf", "a", "v2", "t", {"n": 10}) is None
 
 
-def test_cache_cli_round_trip_and_recorded_table(tmp_path, server):
+def test_cache_cli_round_trip_and_recorded_table(tmp_path, server, capsys):
+    from teacher_wrappers.cache import main
+
     planner = OpenAIPlanner(base_url=server.url, model="fake-model", n=2, cache=tmp_path / "a.sqlite")
     planner.plan(TEXTS)
-    cli = [sys.executable, "-m", "teacher_wrappers.cache", "--path", str(tmp_path / "a.sqlite")]
-    listing = subprocess.run([*cli, "list"], capture_output=True, text=True, check=True).stdout
+    path = ["--path", str(tmp_path / "a.sqlite")]
+    # as a user runs it; the other commands through the same main() in this process
+    listing = subprocess.run([sys.executable, "-m", "teacher_wrappers.cache", *path, "list"], capture_output=True,
+                             text=True, check=True).stdout
     assert "fake-model" in listing and TEXTS[0] in listing
-    subprocess.run([*cli, "export", str(tmp_path / "out.jsonl")], check=True)
-    subprocess.run([sys.executable, "-m", "teacher_wrappers.cache", "--path", str(tmp_path / "b.sqlite"),
-                    "import", str(tmp_path / "out.jsonl")], check=True, capture_output=True)
+    assert main([*path, "export", str(tmp_path / "out.jsonl")]) == 0
+    assert main(["--path", str(tmp_path / "b.sqlite"), "import", str(tmp_path / "out.jsonl")]) == 0
     assert AnswerCache(tmp_path / "b.sqlite").rows() == AnswerCache(tmp_path / "a.sqlite").rows()
-    subprocess.run([*cli, "export-table", str(tmp_path / "table.json"), "--backend", "openai",
-                    "--model", "fake-model", "--task", "Mine"], check=True, capture_output=True)
+    assert main([*path, "export-table", str(tmp_path / "table.json"), "--backend", "openai", "--model", "fake-model",
+                 "--task", "Mine"]) == 0
     replay = RecordedPlanner(path=tmp_path / "table.json", table="Mine")
     assert replay.plan(TEXTS) == planner.plan(TEXTS)
-    missing = subprocess.run([*cli, "export-table", str(tmp_path / "t2.json"), "--backend", "hf", "--model", "x",
-                              "--task", "T"], capture_output=True, text=True)
-    assert missing.returncode == 2 and "no answers" in missing.stderr
+    capsys.readouterr()
+    assert main([*path, "export-table", str(tmp_path / "t2.json"), "--backend", "hf", "--model", "x", "--task", "T"]) == 2
+    assert "no answers" in capsys.readouterr().err

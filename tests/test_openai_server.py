@@ -19,10 +19,9 @@ import pytest
 from llm_fixtures import build_tiny_model
 
 SERVING = all(importlib.util.find_spec(name) for name in ("transformers", "fastapi", "uvicorn", "openai"))
-pytestmark = [pytest.mark.xdist_group("openai_server"),  # its module fixtures stay in one test worker
+pytestmark = [pytest.mark.xdist_group("llm"),  # with the other LLM tests: fixtures made once, transformers imported once
               pytest.mark.skipif(not SERVING, reason="transformers' serving extras are missing: "
                                                     "pip install 'transformers[serving]'")]
-ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["Agent sees <key>, <door>, holds <nothing>.", "Agent sees <door>, holds <key>."]
 
 
@@ -94,15 +93,14 @@ def test_score_mode_falls_back_to_sampling_with_one_warning(served):
 
 
 def test_ppo_teacher_trains_with_the_served_model(served, tmp_path):
+    from helpers import run_script
+
     url, model = served
-    proc = subprocess.run([sys.executable, str(ROOT / "algorithms/ppo_teacher.py"), "--planner", "openai",
-                           "--base-url", url, "--model", model, "--planner-mode", "score", "--schedule", "linear",
-                           "--total-timesteps", "128", "--num-envs", "2", "--num-steps", "64", "--eval-episodes", "1",
-                           "--run-name", "served", "--no-progress"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
-                               "TEACHER_WRAPPERS_CACHE": str(tmp_path / "cache.sqlite")})
+    proc = run_script("ppo_teacher.py", "--planner", "openai", "--base-url", url, "--model", model, "--planner-mode",
+                      "score", "--schedule", "linear", "--total-timesteps", "64", "--num-envs", "2", "--num-steps", "32",
+                      "--eval-episodes", "1", "--run-name", "served", "--no-progress", cwd=tmp_path,
+                      env={"TEACHER_WRAPPERS_CACHE": str(tmp_path / "cache.sqlite")})
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "runs/served/summary.json").read_text())
-    assert summary["planner"] == "openai" and summary["frames"] == 128
+    assert summary["planner"] == "openai" and summary["frames"] == 64
     assert summary["teacher_stats"]["llm_calls"] > 0

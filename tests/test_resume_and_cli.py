@@ -1,7 +1,9 @@
 """What the training scripts do with bad input, checkpoints that do not fit, and failures mid-run.
 
-Run as a user runs them (subprocesses, tiny budgets). Every error is one line, exit status 2 for bad
-input (nothing touched), 1 for a failure during the run (a checkpoint kept).
+Tiny budgets, in this process (helpers.run_script: the same error line, exit status and files as a
+subprocess, without its ~20 s of imports); a crash runs as a subprocess, where Python's own excepthook path
+is the point. Every error is one line, exit status 2 for bad input (nothing touched), 1 for a failure
+during the run (a checkpoint kept).
 """
 
 import json
@@ -13,17 +15,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_script
 from llm_fixtures import FakeServer
 
 pytestmark = pytest.mark.xdist_group("resume_and_cli")  # its module fixtures stay in one test worker
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--num-envs", "2", "--num-steps", "64", "--eval-episodes", "2", "--no-progress"]
+TINY = ["--num-envs", "2", "--num-steps", "64", "--eval-episodes", "1", "--no-progress"]
 TEACHER = ["--planner", "rules", "--teacher-eval-episodes", "1"]
 
 
 def run(script, *args, cwd, env=None):
-    """The script on this checkout's library (PYTHONPATH), with tests/ importable for test envs."""
+    """The script in this process (tests/ is importable for test envs), as a subprocess would run it."""
+    return run_script(script, *args, cwd=cwd, env=env)
+
+
+def run_process(script, *args, cwd, env=None):
+    """The script as a user runs it: its own process, on this checkout's library, with tests/ importable."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", **(env or {})}
     return subprocess.run([sys.executable, str(ROOT / "algorithms" / script), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
@@ -120,23 +128,24 @@ def test_a_budget_change_needs_the_flag(tmp_path, finished):
 # -- failures in the middle of a run ------------------------------------------------------------------
 
 def test_an_exception_mid_run_keeps_the_finished_iterations(tmp_path):
-    common = ["--env-id", "failing_env:FailingDoorKey-v0", "--total-timesteps", "640", "--run-name", "crash", *TINY]
-    proc = run("ppo.py", *common, cwd=tmp_path, env={"FAILING_ENV_AT": "200"})  # a sub-env's step 200: iteration 4
+    common = ["--env-id", "failing_env:FailingDoorKey-v0", "--total-timesteps", "384", "--run-name", "crash", *TINY]
+    # a real process: the crash handler is Python's sys.excepthook
+    proc = run_process("ppo.py", *common, cwd=tmp_path, env={"FAILING_ENV_AT": "150"})  # a sub-env's step 150: iteration 3
     line = one_line_error(proc, 1)
-    assert "RuntimeError: sensor failure at step 200" in line and "checkpoint of iteration 3 written" in line
+    assert "RuntimeError: sensor failure at step 150" in line and "checkpoint of iteration 2 written" in line
     assert "sensor failure" in (tmp_path / "runs/crash/error.log").read_text()  # the traceback, for debugging
     state = torch.load(tmp_path / "runs/crash/checkpoints/latest.pt", weights_only=False)
-    assert state["iteration"] == 3 and state["global_step"] == 3 * 128
+    assert state["iteration"] == 2 and state["global_step"] == 2 * 128
     proc = run("ppo.py", *common, "--resume", "runs/crash/checkpoints/latest.pt", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads((tmp_path / "runs/crash/summary.json").read_text())["frames"] == 640
+    assert json.loads((tmp_path / "runs/crash/summary.json").read_text())["frames"] == 384
 
 
 def test_a_planner_server_that_starts_failing_leaves_a_checkpoint(tmp_path):
     server = FakeServer()
     server.fail_after = 3  # the first texts are answered, then every request gets HTTP 500
     common = ["--planner", "openai", "--base-url", server.url, "--model", "fake-model", "--schedule", "linear",
-              "--total-timesteps", "1280", "--run-name", "served", *TINY]
+              "--total-timesteps", "384", "--run-name", "served", *TINY]
     cache = {"TEACHER_WRAPPERS_CACHE": str(tmp_path / "answers.sqlite")}
     try:
         line = one_line_error(run("ppo_teacher.py", *common, cwd=tmp_path, env=cache), 1)
@@ -148,6 +157,6 @@ def test_a_planner_server_that_starts_failing_leaves_a_checkpoint(tmp_path):
     finally:
         server.close()
     summary = json.loads((tmp_path / "runs/served/summary.json").read_text())
-    assert summary["frames"] == 1280 and len(summary["learning_curve"]["frames"]) == 10
+    assert summary["frames"] == 384 and len(summary["learning_curve"]["frames"]) == 3
     # the teacher's counters went on from the checkpoint's, not from zero
-    assert summary["teacher_stats"]["steps"] == state["teacher"]["teacher"]["stats"]["steps"] + 1280 - state["global_step"]
+    assert summary["teacher_stats"]["steps"] == state["teacher"]["teacher"]["stats"]["steps"] + 384 - state["global_step"]

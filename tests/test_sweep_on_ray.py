@@ -1,13 +1,17 @@
-"""The sweep on a Ray cluster, as a user runs it: `ray start` twice, then `python -m benchmarks.run --backend ray`.
+"""The sweep on a Ray cluster, as a user runs it: `ray start`, then `python -m benchmarks.run --backend ray`.
 
-One cluster for the session: a head node and a second node, each `ray start --block` in its own process group
-with explicit ports and its own temporary directory, started without this checkout on their PYTHONPATH (the code
-reaches the workers through the sweep's runtime environment only). At the end exactly these nodes are stopped.
-Where it may (root, `unshare`), the second node has its own mount namespace in which one folder is an empty tmpfs:
-a node without the storage the others share. Token authentication is off for the cluster and the sweeps alike,
-whatever ~/.ray holds.
+One cluster for the module, each node `ray start --block` in its own process group with explicit ports and its
+own temporary directory, started without this checkout on their PYTHONPATH (the code reaches the workers through
+the sweep's runtime environment only). At the end exactly these nodes are stopped. Token authentication is off for
+the cluster and the sweeps alike, whatever ~/.ray holds.
+
+By default the cluster is the head node alone (one CPU) and one test runs a sweep on it. A node takes a minute or
+more to start on a busy 2-core machine, so the tests that need a second node are opt-in (TW_RAY_TESTS=1, see
+docs/sweeps-on-ray.md): one run on each node, Ctrl-C and the next sweep, and a node without the shared storage.
+Where it may (root, `unshare`), that second node has its own mount namespace in which one folder is an empty tmpfs.
 """
 
+import importlib.util
 import json
 import os
 import random
@@ -22,15 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_sweep import EXTRA, processes_using, sweep, wait_for
+from test_sweep import EXTRA, processes_using, sweep, sweep_here, wait_for
 
-pytest.importorskip("ray", reason="the Ray backend needs Ray: pip install 'teacher-wrappers[ray]'")
-
+# benchmarks.ray_backend imports Ray only where it is called: not in this process
 from benchmarks import ray_backend
 
-pytestmark = pytest.mark.xdist_group("sweep_on_ray")  # its module fixtures stay in one test worker
+pytestmark = [pytest.mark.xdist_group("sweep_on_ray"),  # its module fixtures stay in one test worker
+              pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                                 reason="the Ray backend needs Ray: pip install 'teacher-wrappers[ray]'")]
 
 START_SECONDS = 180  # for a node to come up on a busy 2-core machine
+TWO_NODES = pytest.mark.skipif(not os.environ.get("TW_RAY_TESTS"), reason=(
+    "needs a second Ray node (1-3 minutes to start on a 2-core machine): set TW_RAY_TESTS=1 to run it"))
 # Ray turns token authentication on where ~/.ray/auth_token exists (any local ray.init() makes one): the same
 # setting for the nodes and the sweeps, whatever that file says.
 RAY_ENV = {"RAY_AUTH_MODE": "disabled"}
@@ -68,48 +75,36 @@ def node_ports() -> list[str]:
             "--min-worker-port", str(port + 6), "--max-worker-port", str(port + 25)]
 
 
-@pytest.fixture(scope="session")
-def ray_cluster():
-    folder = Path(tempfile.mkdtemp(prefix="tw-ray-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
-    env = {key: value for key, value in os.environ.items() if key not in ("RAY_ADDRESS", "PYTHONPATH")}
-    env.update(RAY_ENV, OMP_NUM_THREADS="1")
-    nodes: list[subprocess.Popen] = []
+class Nodes:
+    """`ray start --block` processes, each in its own process group, stopped (with whatever they started) on `stop`."""
 
-    def start(name: str, *flags: str, wrapper: tuple[str, ...] = ()) -> None:
+    def __init__(self, folder: Path):
+        self.folder, self.procs = folder, []
+        self.env = {key: value for key, value in os.environ.items() if key not in ("RAY_ADDRESS", "PYTHONPATH")}
+        self.env.update(RAY_ENV, OMP_NUM_THREADS="1")
+
+    def start(self, name: str, *flags: str, wrapper: tuple[str, ...] = ()) -> subprocess.Popen:
         """Starts a node and waits for it; a second try where the first dies starting (Ray gives its agents
         15 s to come up, which a loaded machine can miss)."""
         for attempt in (1, 2):
-            log_path = folder / f"{name}-{attempt}.log"
+            log_path = self.folder / f"{name}-{attempt}.log"
             with log_path.open("w") as log:
-                nodes.append(subprocess.Popen(
+                proc = subprocess.Popen(
                     [*wrapper, sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus", "1",
                      "--object-store-memory", str(100 * 2**20), "--disable-usage-stats", "--include-log-monitor",
-                     "false", "--temp-dir", str(folder / name), *node_ports(), *flags],
-                    stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=env, start_new_session=True))
-            wait_for(lambda path=log_path: nodes[-1].poll() is not None or "Ray runtime started" in path.read_text(),
+                     "false", "--temp-dir", str(self.folder / name), *node_ports(), *flags],
+                    stdout=log, stderr=subprocess.STDOUT, cwd=self.folder, env=self.env, start_new_session=True)
+            self.procs.append(proc)
+            wait_for(lambda path=log_path, proc=proc: proc.poll() is not None or "Ray runtime started" in path.read_text(),
                      START_SECONDS)
-            if nodes[-1].poll() is None:
-                return
-        pytest.fail(f"ray start ({name}) exited {nodes[-1].returncode}: {log_path.read_text()[-3000:]}")
+            if proc.poll() is None:
+                return proc
+        pytest.fail(f"ray start ({name}) exited {proc.returncode}: {log_path.read_text()[-3000:]}")
 
-    try:
-        port = free_ports(3)
-        start("head", "--head", "--port", str(port), "--ray-client-server-port", str(port + 1),
-              "--dashboard-port", str(port + 2), "--include-dashboard", "false")
-        # (start waits for the head: a node joining a head that is still starting up is turned away)
-        unshared = folder / "unshared"
-        unshared.mkdir()
-        unshare = shutil.which("unshare")
-        if not unshare or subprocess.run([unshare, "--mount", "true"], capture_output=True, check=False).returncode:
-            unshare = unshared = None
-        wrapper = (unshare, "--mount", "--propagation", "private", "sh", "-c",
-                   'mount -t tmpfs tmpfs "$0" && exec "$@"', str(unshared)) if unshare else ()
-        start("node", "--address", f"127.0.0.1:{port}", wrapper=wrapper)
-        yield Cluster(f"127.0.0.1:{port}", folder, unshared)
-    finally:
-        for proc in reversed(nodes):  # `ray start --block` stops the processes it started when told to
+    def stop(self, procs: list[subprocess.Popen]) -> None:
+        for proc in reversed(procs):  # `ray start --block` stops the processes it started when told to
             proc.terminate()
-        for proc in reversed(nodes):
+        for proc in reversed(procs):
             try:
                 proc.wait(60)
             except subprocess.TimeoutExpired:
@@ -119,17 +114,72 @@ def ray_cluster():
             except ProcessLookupError:
                 pass
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A cluster of one node: the head, with one CPU (stopped after this module: idle nodes cost CPU too)."""
+    folder = Path(tempfile.mkdtemp(prefix="tw-ray-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    nodes = Nodes(folder)
+    try:
+        port = free_ports(3)
+        nodes.start("head", "--head", "--port", str(port), "--ray-client-server-port", str(port + 1),
+                    "--dashboard-port", str(port + 2), "--include-dashboard", "false")
+        yield Cluster(f"127.0.0.1:{port}", folder, None), nodes
+    finally:
+        nodes.stop(nodes.procs)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(ray_head):
+    """The head and a second node (started once the head is up: a node joining a head that is still starting
+    up is turned away)."""
+    head, nodes = ray_head
+    unshared = head.folder / "unshared"
+    unshared.mkdir()
+    unshare = shutil.which("unshare")
+    if not unshare or subprocess.run([unshare, "--mount", "true"], capture_output=True, check=False).returncode:
+        unshare = unshared = None
+    wrapper = (unshare, "--mount", "--propagation", "private", "sh", "-c",
+               'mount -t tmpfs tmpfs "$0" && exec "$@"', str(unshared)) if unshare else ()
+    node = nodes.start("node", "--address", head.address, wrapper=wrapper)
+    try:
+        yield Cluster(head.address, head.folder, unshared)
+    finally:
+        nodes.stop([node])
 
 
 def ray_sweep(cluster: Cluster, *args, out: Path, wait=True):
     return sweep("--backend", "ray", "--ray-address", cluster.address, *args, out=out, wait=wait, env=RAY_ENV)
 
 
-PROGRESS = re.compile(r"Ray: 2 nodes, 2 CPUs for runs, .*|\d+ runs, \d+ already done, \d+ to go.*, on Ray"
-                      r"|\[\d+/\d+\] SimpleDoorKey__.*")
+PROGRESS = re.compile(r"Ray: (?P<nodes>\d) nodes, (?P=nodes) CPUs for runs, .*"
+                      r"|\d+ runs, \d+ already done, \d+ to go.*, on Ray|\[\d+/\d+\] SimpleDoorKey__.*")
 
 
+def test_a_sweep_runs_on_a_ray_node_and_a_done_sweep_needs_no_cluster(ray_head, tmp_path, capsys):
+    """The default test of the Ray backend: the sweep ships the code to the node, runs there and reads the result
+    back; run again, it finds the run done without connecting."""
+    head, _ = ray_head
+    out = tmp_path / "runs"
+    args = ["--methods", "teacher:rules", "--tasks", "SimpleDoorKey", "--seeds", "3", "--teacher-episodes", "2"]
+    first = ray_sweep(head, *args, out=out)
+    assert first.returncode == 0, first.stdout + first.stderr
+    # only the sweep's progress: Ray's start-up messages stay in its logs
+    assert all(PROGRESS.fullmatch(line) for line in first.stdout.splitlines()), first.stdout
+    assert first.stderr == "" and len(first.stdout.splitlines()) == 3, first.stdout + first.stderr
+    alone = json.loads((out / "SimpleDoorKey__teacher-rules__3/summary.json").read_text())
+    assert first.stdout.startswith("Ray: 1 nodes, 1 CPUs for runs, this checkout shipped to them")
+    assert first.stdout.splitlines()[-1] == "[1/1] SimpleDoorKey__teacher-rules__3: success 1.00"
+    assert alone["eval_episodes"] == 2 and alone["eval_success_rate"] == 1.0
+
+    again = sweep_here(capsys, "--backend", "ray", "--ray-address", head.address, *args, out=out)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == ["1 runs, 1 already done, 0 to go, on Ray"]
+
+
+@TWO_NODES
 def test_the_readme_command_runs_every_run_on_a_two_node_cluster(ray_cluster, tmp_path):
     out = tmp_path / "runs"
     args = ["--methods", "ppo_teacher:recorded", "teacher:recorded", "--tasks", "SimpleDoorKey", "--seeds", "21",
@@ -139,6 +189,7 @@ def test_the_readme_command_runs_every_run_on_a_two_node_cluster(ray_cluster, tm
     # only the sweep's progress: Ray's start-up messages stay in its logs
     assert all(PROGRESS.fullmatch(line) for line in first.stdout.splitlines()), first.stdout
     assert first.stderr == "" and len(first.stdout.splitlines()) == 4, first.stdout + first.stderr
+    assert first.stdout.startswith("Ray: 2 nodes, 2 CPUs for runs"), first.stdout
     trained = json.loads((out / "SimpleDoorKey__ppo_teacher-recorded__21/summary.json").read_text())
     alone = json.loads((out / "SimpleDoorKey__teacher-recorded__21/summary.json").read_text())
     assert trained["frames"] == 128 and trained["args"]["seed"] == 21 and trained["args"]["planner"] == "recorded"
@@ -165,6 +216,7 @@ def interrupt(cluster: Cluster, args: list[str], out: Path, events: int) -> tupl
     return stdout, stderr
 
 
+@TWO_NODES
 def test_ctrl_c_stops_the_ray_runs_and_the_next_sweep_continues_them(ray_cluster, tmp_path):
     out = tmp_path / "runs"
     args = ["--methods", "ppo", "--tasks", "SimpleDoorKey", "--total-timesteps", "100000000", f"--extra={EXTRA}"]
@@ -189,6 +241,7 @@ def checkpoint_step(path: Path) -> int:
     return torch.load(path, weights_only=False, map_location="cpu")["global_step"]
 
 
+@TWO_NODES
 def test_a_node_that_cannot_write_to_out_stops_the_sweep_before_its_first_run(ray_cluster):
     if ray_cluster.unshared is None:
         pytest.skip("needs `unshare --mount` (root) to give the second node a folder of its own")

@@ -95,19 +95,15 @@ def test_planner_errors_surface_in_the_main_process():
 def test_ppo_teacher_async_envs_runs_the_teacher_in_the_workers(tmp_path):
     import json
     import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
-    script = root / "algorithms" / "ppo_teacher.py"
-    proc = subprocess.run([sys.executable, str(script), "--async-envs", "--planner", "recorded", "--num-envs", "2",
-                           "--num-steps", "32", "--total-timesteps", "256", "--eval-episodes", "2", "--no-progress",
-                           "--schedule", "reference", "--run-name", "a"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)})  # this checkout's library
+    from helpers import run_script
+
+    proc = run_script("ppo_teacher.py", "--async-envs", "--planner", "recorded", "--num-envs", "2", "--num-steps", "32",
+                      "--total-timesteps", "64", "--eval-episodes", "1", "--no-progress", "--schedule", "reference",
+                      "--run-name", "a", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     stats = json.loads((tmp_path / "runs/a/summary.json").read_text())["teacher_stats"]
-    assert stats["teachers"] == min(2, len(os.sched_getaffinity(0))) and stats["steps"] >= 256
+    assert stats["teachers"] == min(2, len(os.sched_getaffinity(0))) and stats["steps"] >= 64
     assert stats["planner"] == "recorded"
 
 

@@ -65,9 +65,9 @@ def resolve_model(model: str) -> tuple[str | Path, str | None]:
 
 def load_model(model: str):
     """(tokenizer, model) without touching the network; GGUF files are converted once and cached."""
+    source, gguf_file = resolve_model(model)  # a missing model is named before transformers' slow import
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source, gguf_file = resolve_model(model)
     if gguf_file is not None:
         folder = converted_dir() / Path(gguf_file).stem
         if not (folder / "config.json").exists():
