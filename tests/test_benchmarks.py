@@ -22,6 +22,9 @@ def test_gif_frames_come_from_minigrids_renderer_for_solved_episodes():
         def act(self, obs):
             return np.array([self.teacher.act([obs["image"][0]])[0][0].argmax()])
 
+        def reset(self, mask=None):  # the deployed student's API: a new episode starts
+            pass
+
     frames = play(TeacherAsStudent(), "TeacherWrappers/SimpleDoorKey-v0", episodes=1, first_seed=0, tile_size=8)
     assert len(frames) > 5 and frames[0].size == (80, 80)
     assert frames[-1].tobytes() == frames[-2].tobytes()  # the last frame is held
