@@ -233,6 +233,7 @@ def test_ppo_teacher_trains_on_babyai_with_the_suite_teacher(tmp_path, monkeypat
     assert written == ([tmp_path / "gifs/BabyAI-GoToObj.gif"] if frames else [])
 
 
+@pytest.mark.xdist_group("llm")  # with the other LLM tests: transformers imported in one worker
 def test_the_llm_bill_counts_every_live_answer_of_a_run(tmp_path):
     """Warm-up (the adaptive schedule's teacher alone), training and the final teacher-alone evaluation each
     have their own teacher; the bill counts the answers of all of them: as many as the fresh cache received."""
