@@ -55,7 +55,7 @@ def test_ppo_baseline_writes_summary_tensorboard_and_video(tmp_path):
 
 def test_ppo_teacher_logs_the_teacher(tmp_path):
     run_process("ppo_teacher.py", "--env-id", "TeacherWrappers/ColoredDoorKey-v0", "--planner", "rules",
-        "--total-timesteps", "256", "--run-name", "t", "--teacher-eval-episodes", "2", *TINY, cwd=tmp_path)
+                "--total-timesteps", "256", "--run-name", "t", "--teacher-eval-episodes", "2", *TINY, cwd=tmp_path)
     summary = json.loads((tmp_path / "runs/t/summary.json").read_text())
     assert summary["planner"] == "rules" and summary["schedule"] == "adaptive"
     assert summary["teacher_alone_return"] > 0.5  # the rules teacher solves ColoredDoorKey
