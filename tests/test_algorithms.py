@@ -55,7 +55,7 @@ def test_ppo_baseline_writes_summary_tensorboard_and_video(tmp_path):
 
 def test_ppo_teacher_logs_the_teacher(tmp_path):
     run_process("ppo_teacher.py", "--env-id", "TeacherWrappers/ColoredDoorKey-v0", "--planner", "rules",
-        "--total-timesteps", "256", "--run-name", "t", "--teacher-eval-episodes", "2", *TINY, cwd=tmp_path)
+                "--total-timesteps", "256", "--run-name", "t", "--teacher-eval-episodes", "2", *TINY, cwd=tmp_path)
     summary = json.loads((tmp_path / "runs/t/summary.json").read_text())
     assert summary["planner"] == "rules" and summary["schedule"] == "adaptive"
     assert summary["teacher_alone_return"] > 0.5  # the rules teacher solves ColoredDoorKey
@@ -240,6 +240,7 @@ def test_ppo_teacher_trains_on_babyai_with_the_suite_teacher(tmp_path, monkeypat
     assert written == ([tmp_path / "gifs/BabyAI-GoToObj.gif"] if frames else [])
 
 
+@pytest.mark.xdist_group("llm")  # with the other LLM tests: transformers imported in one worker
 def test_the_llm_bill_counts_every_live_answer_of_a_run(tmp_path):
     """Warm-up (the adaptive schedule's teacher alone), training and the final teacher-alone evaluation each
     have their own teacher; the bill counts the answers of all of them: as many as the fresh cache received."""

@@ -145,18 +145,18 @@ def test_a_signal_stops_the_sweep_and_all_its_runs(tmp_path, signum, capsys):
 
 def test_runs_of_a_killed_sweep_keep_the_lock(tmp_path, capsys):
     out = tmp_path / "runs"
-    args = ["--methods", "ppo", "--tasks", "SimpleDoorKey", "--seeds", "1", "--total-timesteps", "100000000",
-            f"--extra={EXTRA}"]
+    # every run inherits the lock; here a long run of the teacher alone, the quickest kind to start
+    args = ["--methods", "teacher:rules", "--tasks", "SimpleDoorKey", "--seeds", "1", "--teacher-episodes", "100000000"]
     first = sweep(*args, out=out, wait=False)
     try:
-        # the sweep and its run (which holds the lock from its start: no need to wait for its training)
+        # the sweep and its run (which holds the lock from its start: no need to wait for it to get going)
         wait_for(lambda: len(processes_using(out)) == 2)
-        first.kill()  # SIGKILL: the sweep cannot stop its run, which goes on training
+        first.kill()  # SIGKILL: the sweep cannot stop its run, which goes on
         first.communicate(timeout=60)
         assert len(processes_using(out)) == 1  # the orphaned run
-        second = sweep_here(capsys, *args, *NO_HANG, out=out)
+        second = sweep_here(capsys, *args, "--teacher-episodes", "2", out=out)  # (NO_HANG for the teacher)
         assert second.returncode == 2 and "or one of its runs is still using" in second.stderr
-        assert not (out / "SimpleDoorKey__ppo__1/summary.json").exists()
+        assert not (out / "SimpleDoorKey__teacher-rules__1/summary.json").exists()
     finally:
         for pid in processes_using(out):
             os.killpg(pid, signal.SIGKILL)
