@@ -92,10 +92,6 @@ SUCCESSES = ["--env-id", "MiniGrid-Empty-5x5-v0", "--planner", "rules", "--disti
 SELF_IMITATION = SUCCESSES + ["--self-imitation", "0.5", "--linear-frames", "128"]
 
 
-# one greedy env of four, whose loops (an untrained student has many) are pushed down
-LOOPS = ["--loop-penalty", "0.5", "--greedy-fraction", "0.25"]
-
-
 TIMING = ("planner_seconds", "seconds_per_query")  # wall-clock time: never equal between two runs
 
 
@@ -109,10 +105,9 @@ LSTM = ["--student", "lstm", "--greedy-fraction", "0.25"]
 @pytest.mark.parametrize("script,extra", [("ppo.py", LSTM), ("ppo_teacher.py", []), ("ppo_teacher.py", SUCCESSES),
                                           ("ppo.py", ["--async-envs"]), ("ppo_teacher.py", ["--async-envs"]),
                                           ("ppo_teacher.py", ["--planner", "recorded", "--recorded-path", "GAPPY"]),
-                                          ("ppo_teacher.py", SUCCESSES + LSTM), ("ppo_teacher.py", SELF_IMITATION),
-                                          ("ppo_teacher.py", LOOPS)],
+                                          ("ppo_teacher.py", SUCCESSES + LSTM), ("ppo_teacher.py", SELF_IMITATION)],
                          ids=["ppo-lstm", "ppo_teacher", "successes", "ppo-async", "teacher-async", "recorded-gaps",
-                              "successes-lstm", "self-imitation", "loop-penalty"])
+                              "successes-lstm", "self-imitation"])
 def test_resume_matches_an_uninterrupted_run(tmp_path, script, extra, request):
     if "GAPPY" in extra:
         extra = [request.getfixturevalue("gappy_table") if arg == "GAPPY" else arg for arg in extra]
@@ -298,20 +293,3 @@ def test_once_the_teacher_is_off_the_buffer_takes_the_students_own_actions(tmp_p
     assert buffers["own"]["size"] > buffers["off"]["size"]  # without self-imitation the buffer stops with the teacher
     kl = scalars(tmp_path / "runs/own")["teacher/kl"]
     assert kl[-1] > 0 and scalars(tmp_path / "runs/off")["teacher/kl"][-1] == 0  # imitated, or not at all
-
-
-def test_a_greedy_envs_loops_are_kept_and_pushed_down(tmp_path):
-    from teacher_wrappers.distillation import loop_unlikelihood
-
-    run("ppo_teacher.py", "--total-timesteps", "512", *LOOPS, "--teacher-eval-episodes", "2", "--run-name", "loops",
-        *TINY, cwd=tmp_path)
-    loops = torch.load(tmp_path / "runs/loops/checkpoints/latest.pt", weights_only=False)["state"]["loops"]
-    assert loops["size"] > 0  # an untrained greedy student loops (turning on the spot, toggling a wall, ...)
-    actions = loops["teacher"][: loops["size"]]
-    assert np.all(actions.sum(1) == 1) and np.all(actions.max(1) == 1)  # one action per looping state
-    logits = torch.zeros(3, 7, requires_grad=True)
-    chosen = torch.eye(7)[[0, 3, 6]]
-    loss = loop_unlikelihood(logits, chosen)
-    assert loss.item() == pytest.approx(-np.log(1 - 1 / 7))
-    loss.backward()
-    assert torch.all((logits.grad * chosen).sum(1) > 0)  # gradient descent lowers the looping action's logit
