@@ -29,7 +29,6 @@ from teacher_wrappers.distillation import (
     SuccessEpisodes,
     distillation_target,
     kl_to_teacher,
-    loop_unlikelihood,
     make_schedule,
     without_loops,
 )
@@ -148,11 +147,6 @@ class Args:
     than q_filter_margin) are dropped from the target (after Nair et al. 2018's Q-filter)"""
     q_filter_margin: float = 0.05
     """q_filter: how much lower (in return) than the student's choice a suggestion may be valued and still be trusted"""
-
-    loop_penalty: float = 0.0
-    """where a greedy rollout env's observation comes again within a rollout, its argmax policy would never leave
-    that loop (a static world: the same observation is the same state): the loop's actions are kept (a buffer of
-    4,096) and pushed down with this weight, -log(1 - p(action | state)) (0: off; feed-forward student only)"""
 
     greedy_fraction: float = 0.125
     """this fraction of the environments (rounded down: 2 of 16) act greedily (argmax) in the rollouts: where the
@@ -313,8 +307,6 @@ if __name__ == "__main__":
     buffer = SuccessEpisodes if recurrent else SuccessBuffer
     successes = None if args.distill_from == "on-policy" else buffer(args.success_buffer_size, obs_shape, n_actions)
     episode_states = [[] for _ in range(args.num_envs)]  # (obs, imitation target) of each env's current episode
-    # the (state, action) pairs of greedy loops (a one-hot action where the buffer keeps a target)
-    loops = SuccessBuffer(4_096, obs_shape, n_actions) if args.loop_penalty > 0 and greedy_envs and not recurrent else None
     demo_frames = 0
     if args.distill_from == "demos" and not run.resumed:
         demos, demo_frames = teacher_demos(args, envs.teacher.planner)
@@ -325,7 +317,6 @@ if __name__ == "__main__":
     def checkpoint_state():  # this script's own part of a checkpoint (copies: the buffer and episodes change later)
         return {"teacher_return": teacher_return, "demo_frames": demo_frames,
                 "successes": None if successes is None else copy.deepcopy(vars(successes)),
-                "loops": None if loops is None else copy.deepcopy(vars(loops)),
                 "episode_states": [list(states) for states in episode_states], "lstm_state": next_lstm_state}
 
     next_lstm_state = agent.initial_state(args.num_envs) if recurrent else None
@@ -336,8 +327,6 @@ if __name__ == "__main__":
         episode_states = run.state["episode_states"]
         if successes is not None:
             vars(successes).update(run.state["successes"])
-        if loops is not None:
-            vars(loops).update(run.state["loops"])
         if recurrent:
             next_lstm_state = run.state["lstm_state"].to(device)
     next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
@@ -355,22 +344,11 @@ if __name__ == "__main__":
             lrnow = frac * args.learning_rate
             optimizer.param_groups[0]["lr"] = lrnow
         initial_lstm_state = next_lstm_state.clone() if recurrent else None  # the update starts its sequences here
-        seen = [{} for _ in range(greedy_envs if loops is not None else 0)]  # greedy env -> {observation: step}
 
         for step in range(0, args.num_steps):
             obs[step] = next_obs
             teacher_probs[step] = next_teacher
             dones[step] = next_done
-            for i, visited in enumerate(seen):  # a greedy env back where it was (this rollout's policy): a loop
-                key = obs[step, i].cpu().numpy().tobytes()
-                if next_done[i]:
-                    visited.clear()
-                elif key in visited:
-                    first = visited[key]
-                    loops.add(obs[first:step, i].cpu().numpy(),
-                              F.one_hot(actions[first:step, i].long(), n_actions).float().cpu().numpy())
-                    visited.clear()  # the next time round adds it again only if it is still there
-                visited[key] = step
 
             # ALGO LOGIC: action logic
             with torch.inference_mode():
@@ -451,9 +429,6 @@ if __name__ == "__main__":
                 weight = lam if lam > 0 else args.self_imitation * (successes is not None)
                 from_buffer = weight > 0 and successes is not None and successes.size >= args.success_buffer_min
                 kl_obs = None
-                loop_obs = None
-                if loops is not None and loops.size >= 32:
-                    loop_obs, loop_actions = loops.sample(32, device)
                 if from_buffer:
                     if recurrent:  # whole episodes, each run from the zero state it began with
                         kl_obs, mb_teacher, lengths = successes.sample(args.minibatch_size, device)
@@ -466,10 +441,8 @@ if __name__ == "__main__":
                         b_obs[mb_inds], initial_lstm_state[:, mb_envs], b_dones[mb_inds], b_actions.long()[mb_inds])
                     kl_hidden = agent.episode_states(kl_obs, lengths) if from_buffer else hidden
                 else:
-                    extra = [part for part in (kl_obs, loop_obs) if part is not None]
-                    both = torch.cat([b_obs[mb_inds], *extra]) if extra else b_obs[mb_inds]
-                    hidden, kl_hidden, loop_hidden = agent.features(both).split(
-                        [len(mb_inds), 0 if kl_obs is None else len(kl_obs), 0 if loop_obs is None else len(loop_obs)])
+                    both = b_obs[mb_inds] if kl_obs is None else torch.cat([b_obs[mb_inds], kl_obs])
+                    hidden, kl_hidden = agent.features(both).split([len(mb_inds), len(both) - len(mb_inds)])
                     _, newlogprob, entropy, newvalue, logits, hidden = agent.heads(hidden, b_actions.long()[mb_inds])
                     kl_hidden = kl_hidden if from_buffer else hidden
                 kl_logits = agent.actor(kl_hidden) if from_buffer else logits
@@ -522,8 +495,6 @@ if __name__ == "__main__":
                 entropy_loss = entropy.mean()
                 loss = (pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef + q_loss * args.vf_coef
                         + weight * teacher_kl)
-                if loop_obs is not None:  # the greedy loops' actions, pushed down
-                    loss = loss + args.loop_penalty * loop_unlikelihood(agent.actor(loop_hidden), loop_actions)
 
                 optimizer.zero_grad()
                 loss.backward()
@@ -552,8 +523,6 @@ if __name__ == "__main__":
         writer.add_scalar("teacher/agreement", agreement, global_step)
         if successes is not None:
             writer.add_scalar("teacher/success_buffer_states", successes.size, global_step)
-        if loops is not None:
-            writer.add_scalar("losses/greedy_loop_states", loops.size, global_step)
         stats = envs.teacher_stats()  # the training teacher's own counters
         for key in ("queries", "cache_hits", "llm_calls_per_1000_steps", "unparsed_steps", "loop_breaks"):
             writer.add_scalar(f"teacher/{key}", stats[key], global_step)

@@ -115,13 +115,6 @@ def kl_to_teacher(logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Te
     return (torch.xlogy(teacher_probs, teacher_probs) - teacher_probs * log_student).sum(-1).mean()
 
 
-def loop_unlikelihood(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """-log(1 - p(action | state)), the batch mean: pushes down actions that kept a greedy student in a loop.
-    `actions` (batch, n_actions) one-hot rows, `logits` the student's."""
-    taken = (torch.softmax(logits, dim=-1) * actions).sum(-1)
-    return -torch.log1p(-taken.clamp(max=1 - 1e-6)).mean()
-
-
 def distillation_loss(logits: torch.Tensor, teacher_probs: torch.Tensor, weight: float) -> torch.Tensor:
     """The distillation term to add to an RL loss: `weight * KL(teacher || student)` (see `kl_to_teacher`), with
     `weight` a schedule's lambda for this update. Differentiable in `logits`; the teacher is a constant.
