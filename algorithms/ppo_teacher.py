@@ -137,11 +137,10 @@ class Args:
     """distill_from successes: states kept (the oldest go first)"""
     success_buffer_min: int = 1_024
     """distill_from successes: on-policy states are used until the buffer holds this many"""
-    self_imitation: float = 0.0
+    self_imitation: float = 0.5
     """distill_from successes: once the teacher is off (lambda 0), the buffer goes on taking the student's own
     successful episodes, loops cut out, with the actions it took as targets, and is imitated with this weight:
-    what distillation taught is kept, and a greedy student has no loop to fall into (0: the buffer is used only
-    while the teacher is on)"""
+    what distillation taught is kept (0: the buffer is used only while the teacher is on)"""
     q_filter: bool = False
     """trust the teacher only where a learned Q agrees: its actions valued below the student's own choice (by more
     than q_filter_margin) are dropped from the target (after Nair et al. 2018's Q-filter)"""
