@@ -232,7 +232,8 @@ if __name__ == "__main__":
     planes_shape = agent.planes(torch.zeros((1,) + obs_shape, dtype=torch.uint8, device=device)).shape[1:]
     rnd_model = RNDModel(planes_shape[0], planes_shape[-1]).to(device)
     combined_parameters = list(agent.parameters()) + list(rnd_model.predictor.parameters())
-    optimizer = torch.optim.Adam(combined_parameters, lr=args.learning_rate, eps=1e-5, fused=True)  # one kernel per step
+    # one optimizer for the student and the predictor (CleanRL); fused: one kernel per step
+    optimizer = torch.optim.Adam(combined_parameters, lr=args.learning_rate, eps=1e-5, fused=True)
     obs_rms = RunningMeanStd(shape=tuple(planes_shape))  # the RND input's running mean and variance
     reward_rms = RunningMeanStd()  # the running variance of the discounted intrinsic return
     discounted_reward = np.zeros(args.num_envs)  # each env's discounted intrinsic return so far (never reset)
@@ -324,7 +325,8 @@ if __name__ == "__main__":
         with torch.no_grad():
             hidden = (agent.get_states(next_obs, next_lstm_state, next_done)[0] if recurrent
                       else agent.features(next_obs))
-            next_value_ext, next_value_int = agent.critic(hidden).reshape(1, -1), agent.critic_int(hidden).reshape(1, -1)
+            next_value_ext = agent.critic(hidden).reshape(1, -1)
+            next_value_int = agent.critic_int(hidden).reshape(1, -1)
             ext_advantages = torch.zeros_like(rewards).to(device)
             int_advantages = torch.zeros_like(curiosity_rewards).to(device)
             ext_lastgaelam = int_lastgaelam = 0
