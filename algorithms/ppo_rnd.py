@@ -119,6 +119,9 @@ class Args:
     """evaluation episodes played side by side (one batched forward per step)"""
     eval_seed: int = 1_000_000
     """first seed of the evaluation episodes (episode i uses eval_seed + i)"""
+    eval_points: int = 10
+    """greedy evaluations of the student, evenly spaced over the training, the final one included (the others on the
+    first --eval-envs evaluation seeds): the summary's eval_curve (1: the final one only; 0: no curve)"""
     checkpoint_every: int = 50
     """write a checkpoint every this many iterations (0: only at the end and on Ctrl-C)"""
     resume: str | None = None
@@ -257,7 +260,7 @@ if __name__ == "__main__":
                    for name, rms in (("obs_rms", obs_rms), ("reward_rms", reward_rms))}}
 
     next_obs_dict, next_done = run.start(envs, {"agent": agent, "rnd_model": rnd_model, "optimizer": optimizer},
-                                         rnd_state)
+                                         rnd_state, eval_env=make_env(args.env_id, 1, False, "", args.visits))
     if run.resumed:
         if recurrent:
             next_lstm_state = run.state["lstm_state"].to(device)
