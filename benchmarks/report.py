@@ -10,6 +10,7 @@ panel per task, shaded 95% bootstrap interval over seeds).
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,9 @@ class Args:
     """heading of the report"""
     appendix: str | None = None
     """a markdown file appended to the report (how the runs were made, notes)"""
+    readme: str | None = None
+    """a markdown file (README.md) whose results table, between the lines README_START and README_END, is replaced
+    by these runs' table (one row per method, one column per task)"""
 
 
 def method_label(summary: dict) -> str:
@@ -239,6 +243,46 @@ def goals(rows: list[dict]) -> list[str]:
     return lines
 
 
+README_START, README_END = "<!-- results table: python -m benchmarks.report --readme README.md -->", "<!-- end -->"
+METHOD_ORDER = ("ppo", "ppo_rnd", "ppo_jsrl", "llm4teach", "ppo_teacher", "teacher")
+
+
+def readme_table(rows: list[dict], report_link: str) -> str:
+    """One row per method, one column per task: greedy / sampled success (IQM over seeds, mean), student / teacher
+    return and frames to 90% (median); a method not run on a task shows '-'."""
+    tasks = [task for task in ("SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey", "TwoDoor")
+             if any(row["task"] == task for row in rows)]
+    tasks += sorted({row["task"] for row in rows} - set(tasks))
+    methods = sorted({row["method"] for row in rows},
+                     key=lambda m: (METHOD_ORDER.index(m.split(":")[0]) if m.split(":")[0] in METHOD_ORDER else 99, m))
+    find = {(row["task"], row["method"]): row for row in rows}
+
+    def cell(row):
+        if row is None:
+            return "-"
+        text = f"{row['final_success_iqm']:.2f} / {row['final_sampled_success_mean']:.2f}"
+        if row["return_over_teacher_mean"] is not None:
+            text += f", {row['return_over_teacher_mean']:.2f}x"
+        if row["sps_median"] is not None:  # a trained method
+            f90 = row["frames_to_90_median"]
+            text += f", {'-' if f90 is None else f'{f90 / 1000:.0f}k'}"
+        return text + ("" if row["seeds"] >= 5 else f" ({row['seeds']} seeds)")
+
+    lines = ["| method | " + " | ".join(tasks) + " |", "| --- " * (len(tasks) + 1) + "|"]
+    lines += [f"| `{method}` | " + " | ".join(cell(find.get((task, method))) for task in tasks) + " |"
+              for method in methods]
+    return "\n".join(lines) + f"\n\nFull report: [{report_link}]({report_link}).\n"
+
+
+def replace_block(path: Path, block: str) -> None:
+    text = path.read_text()
+    if README_START not in text or README_END not in text.split(README_START, 1)[1]:
+        raise SystemExit(f"error: {path} has no results block ({README_START} ... {README_END})")
+    before, rest = text.split(README_START, 1)
+    after = rest.split(README_END, 1)[1]
+    write_text(path, f"{before}{README_START}\n{block}{README_END}{after}")
+
+
 def main(args: Args) -> list[dict]:
     groups = load(args.runs)
     if not groups:
@@ -256,6 +300,10 @@ def main(args: Args) -> list[dict]:
         text += "\n" + Path(args.appendix).read_text()
     write_text(out / f"{args.name}.md", text)
     write_text(out / f"{args.name.lower()}_summary.json", json.dumps(rows, indent=1) + "\n")
+    if args.readme:
+        readme = Path(args.readme)
+        link = Path(os.path.relpath(out / f"{args.name}.md", readme.resolve().parent)).as_posix()
+        replace_block(readme, readme_table(rows, link))
     print(text)
     return rows
 

@@ -260,3 +260,17 @@ def test_llm4teach_runs_the_papers_loss_and_schedule(tmp_path, capsys):
     assert summary["learning_curve"]["lambda"] == pytest.approx([10.0, 9.995, 9.99])  # 0.005 per update
     assert report.method_label(summary) == "llm4teach:recorded"
     assert run.main(args) == 0 and "1 already done, 0 to go" in capsys.readouterr().out
+
+
+@pytest.mark.xdist_group("finished_sweep")
+def test_the_report_rewrites_the_readmes_results_table(tmp_path, finished_sweep):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{report.README_START}\nold table\n{report.README_END}\n\nAfter.\n")
+    report.main(report.Args(runs=[str(finished_sweep)], out=str(tmp_path / "results"), name="R", readme=str(readme)))
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("# Title") and text.endswith("After.\n")
+    assert "| method | SimpleDoorKey |" in text and "Full report: [results/R.md](results/R.md)" in text
+    assert "| `teacher:rules` | 1.00 / 1.00 (2 seeds) |" in text  # greedy IQM / sampled; fewer than 5 seeds said
+    readme.write_text("no block\n")
+    with pytest.raises(SystemExit, match="no results block"):
+        report.main(report.Args(runs=[str(finished_sweep)], out=str(tmp_path / "results"), name="R", readme=str(readme)))
