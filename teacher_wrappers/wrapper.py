@@ -1,7 +1,7 @@
 """The teacher's wrappers, by their former module (they now live in `teacher_wrappers.wrappers`)."""
 
 from teacher_wrappers.teacher import Teacher
-from teacher_wrappers.vector import GroupedAsyncVectorEnv, make_vector_env
+from teacher_wrappers.grouped import GroupedAsyncVectorEnv, make_vector_env
 from teacher_wrappers.wrappers import (
                                        TeacherVectorWrapper,
                                        TeacherWorkersVectorEnv,

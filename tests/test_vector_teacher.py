@@ -6,9 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from teacher_wrappers.grouped import GroupedAsyncVectorEnv, make_vector_env
 from teacher_wrappers.planners import RulesPlanner
 from teacher_wrappers.planners.base import Planner
-from teacher_wrappers.vector import GroupedAsyncVectorEnv
 from teacher_wrappers.wrapper import TeacherVectorWrapper, TeacherWorkersVectorEnv, make_teacher_vector_env
 
 SAME_STEP = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
@@ -108,8 +108,6 @@ def test_ppo_teacher_async_envs_runs_the_teacher_in_the_workers(tmp_path):
 
 
 def test_grouped_workers_step_like_one_sync_vector_env():
-    from teacher_wrappers.vector import GroupedAsyncVectorEnv, make_vector_env
-
     fns = env_fns("LavaDoorKey", 5)
     sync = gym.vector.SyncVectorEnv(fns, **SAME_STEP)
     grouped = make_vector_env(fns, asynchronous=True, workers=2, **SAME_STEP)

@@ -12,7 +12,7 @@ import numpy as np
 from teacher_wrappers.mission import decode
 from teacher_wrappers.planners import Planner
 from teacher_wrappers.styles import TextStyle, get_style
-from teacher_wrappers.vector import GroupedAsyncVectorEnv, make_vector_env
+from teacher_wrappers.grouped import GroupedAsyncVectorEnv, make_vector_env
 from teacher_wrappers.wrappers.base import (
     check_visits,
     make_teacher,
@@ -110,7 +110,7 @@ def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: P
     Otherwise one teacher in this process answers all sub-envs with one batched planner call per
     step (TeacherVectorWrapper), so an LLM sees batches and its answers are asked for once.
     Asynchronous sub-envs are spread over `workers` processes (default: one per usable core; see
-    teacher_wrappers.vector.make_vector_env). `text_style` as TeacherWrapper's (default: the task's).
+    teacher_wrappers.grouped.make_vector_env). `text_style` as TeacherWrapper's (default: the task's).
     `vector_kwargs` go to the vector env (e.g. autoreset_mode).
     """
     if not asynchronous:
