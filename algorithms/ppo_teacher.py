@@ -22,7 +22,7 @@ import tyro
 from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
 
-from teacher_wrappers import TeacherWrapper, training
+from teacher_wrappers import TeacherWrapper, make_teacher_vector_env, training
 from teacher_wrappers.distillation import (
     SCHEDULES,
     SuccessBuffer,
@@ -33,7 +33,6 @@ from teacher_wrappers.distillation import (
 )
 from teacher_wrappers.planners import PLANNERS
 from teacher_wrappers.student import Agent, Minibatches, student_env, student_obs, student_obs_shape
-from teacher_wrappers.wrapper import make_teacher_vector_env
 
 DISTILL_FROM = ("on-policy", "successes", "demos")
 

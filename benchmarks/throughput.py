@@ -57,8 +57,8 @@ def envs_only(env_id: str, planner: str | None, frames: int, num_envs: int, asyn
     import numpy as np
 
     import teacher_wrappers  # noqa: F401  (registers the tasks)
+    from teacher_wrappers import make_teacher_vector_env
     from teacher_wrappers.grouped import make_vector_env
-    from teacher_wrappers.wrapper import make_teacher_vector_env
 
     fns = [lambda: gym.make(env_id)] * num_envs
     mode = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}

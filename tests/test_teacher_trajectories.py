@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 import teacher_wrappers
-from teacher_wrappers import TeacherWrapper
-from teacher_wrappers.wrapper import TeacherVectorWrapper
+from teacher_wrappers import TeacherVectorWrapper, TeacherWrapper
 
 FIXTURE = np.load(Path(__file__).parent / "data" / "teacher_trajectories.npz")
 CASES = sorted({tuple(name.split("/")[:3]) for name in FIXTURE.files})
