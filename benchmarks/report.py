@@ -237,7 +237,7 @@ def main(args: Args) -> list[dict]:
     goal_lines = goals(rows)
     text = markdown(rows, args.title, plot)
     if goal_lines:
-        text += "\n## Goals (../shared/DESIGN.md)\n\n" + "\n".join(goal_lines) + "\n"
+        text += "\n## Goals\n\n" + "\n".join(goal_lines) + "\n"
     if args.appendix:
         text += "\n" + Path(args.appendix).read_text()
     write_text(out / f"{args.name}.md", text)

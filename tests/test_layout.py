@@ -1,10 +1,13 @@
 """The project's layout: its modules import one another without a cycle (imports inside functions included),
-and no two modules of the library share a name (a subpackage's `base.py` aside)."""
+no two modules of the library share a name (a subpackage's `base.py` aside), and no file speaks of what a
+user's clone does not have (internal issue numbers, folders beside the checkout)."""
 
 from __future__ import annotations
 
 import ast
 import graphlib
+import re
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -92,3 +95,26 @@ def test_no_two_library_modules_share_a_name():
     names = Counter(path.stem for path in python_files(LIBRARY) if path.name not in ("__init__.py", "base.py"))
     packages = Counter(path.parent.name for path in python_files(LIBRARY) if path.name == "__init__.py")
     assert [name for name, count in (names + packages).items() if count > 1] == []
+
+
+# An issue number, or a folder outside the repository (written so that the pattern does not match itself).
+OUTSIDE = re.compile(rb"issue[ -]?[0-9]|[.]library|[.][.]/shared")
+
+
+def project_files() -> list[Path]:
+    """The repository's files (git's list where there is one, else every file outside hidden folders)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return [path for path in ROOT.rglob("*") if path.is_file()
+                and not any(part.startswith(".") or part == "__pycache__" for part in path.relative_to(ROOT).parts)]
+    return [ROOT / name for name in listed.decode().split("\0") if name and (ROOT / name).is_file()]
+
+
+def test_no_file_names_internal_issues_or_folders_outside_the_repository():
+    files = project_files()
+    assert ROOT / "README.md" in files and Path(__file__).resolve() in files
+    assert OUTSIDE.search(b"see issue" + b" 9") and OUTSIDE.search(b".." + b"/shared/DESIGN.md")
+    found = [f"{path.relative_to(ROOT)}: {match.group().decode()}" for path in files
+             for match in [OUTSIDE.search(path.read_bytes())] if match]
+    assert found == []

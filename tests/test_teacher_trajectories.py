@@ -1,4 +1,4 @@
-"""The teacher gives the same suggestions as the teacher recorded in tests/data (before issue 9's speed-ups).
+"""The teacher gives the same suggestions as the teacher recorded in tests/data (before its speed-ups).
 
 The fixture holds memory maps, actions and teacher probabilities of mixed teacher/random
 trajectories on every task with the recorded and the rules planners (see make_teacher_trajectories.py).
