@@ -19,7 +19,7 @@ from torch.distributions.categorical import Categorical
 
 from teacher_wrappers import training
 from teacher_wrappers.student import Agent, Minibatches, student_env, student_obs, student_obs_shape
-from teacher_wrappers.vector import make_vector_env
+from teacher_wrappers.grouped import make_vector_env
 
 
 @dataclass
@@ -55,7 +55,7 @@ class Args:
     num_envs: int = 16
     """the number of parallel game environments"""
     async_envs: bool = False
-    """run the environments in worker processes, one per usable core (teacher_wrappers.vector.make_vector_env), instead of in this process"""
+    """run the environments in worker processes, one per usable core (teacher_wrappers.grouped.make_vector_env), instead of in this process"""
     num_steps: int = 32
     """the number of steps to run in each environment per policy rollout"""
     anneal_lr: bool = True

@@ -22,7 +22,7 @@ import tyro
 from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
 
-from teacher_wrappers import TeacherWrapper, training
+from teacher_wrappers import TeacherWrapper, make_teacher_vector_env, training
 from teacher_wrappers.distillation import (
     SCHEDULES,
     SuccessBuffer,
@@ -34,7 +34,6 @@ from teacher_wrappers.distillation import (
 )
 from teacher_wrappers.planners import PLANNERS
 from teacher_wrappers.student import Agent, Minibatches, student_env, student_obs, student_obs_shape
-from teacher_wrappers.wrapper import make_teacher_vector_env
 
 DISTILL_FROM = ("on-policy", "successes", "demos")
 
@@ -72,7 +71,7 @@ class Args:
     num_envs: int = 16
     """the number of parallel game environments"""
     async_envs: bool = False
-    """run the environments in worker processes, one per usable core (teacher_wrappers.vector.make_vector_env), instead of in this process"""
+    """run the environments in worker processes, one per usable core (teacher_wrappers.grouped.make_vector_env), instead of in this process"""
     num_steps: int = 32
     """the number of steps to run in each environment per policy rollout"""
     anneal_lr: bool = True

@@ -219,7 +219,7 @@ GREEDY_GOALS = {"SimpleDoorKey": 0.95, "LavaDoorKey": 0.95, "ColoredDoorKey": 0.
 
 
 def goals(rows: list[dict]) -> list[str]:
-    """The project's goals for the student with the recorded teacher (DESIGN.md), met or missed and by how much."""
+    """The project's goals for the student with the recorded teacher, met or missed and by how much."""
     find = {(row["task"], row["method"]): row for row in rows}
     lines = []
     for task in sorted({row["task"] for row in rows}):

@@ -158,7 +158,7 @@ def set_rng_state(state: dict) -> None:
 def vector_env_state(envs: gym.vector.VectorEnv) -> Any:
     """The sub-environments' state (pickled), where it can be saved: sub-envs in this process, or in the
     worker processes of a GroupedAsyncVectorEnv; None otherwise."""
-    from teacher_wrappers.vector import GroupedAsyncVectorEnv
+    from teacher_wrappers.grouped import GroupedAsyncVectorEnv
 
     base = envs.unwrapped
     if isinstance(base, gym.vector.SyncVectorEnv):
@@ -169,7 +169,7 @@ def vector_env_state(envs: gym.vector.VectorEnv) -> Any:
 
 
 def load_vector_env_state(envs: gym.vector.VectorEnv, state: Any) -> None:
-    from teacher_wrappers.vector import GroupedAsyncVectorEnv
+    from teacher_wrappers.grouped import GroupedAsyncVectorEnv
 
     base = envs.unwrapped
     if isinstance(base, gym.vector.SyncVectorEnv):

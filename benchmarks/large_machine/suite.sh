@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Students on three suite envs: ppo_teacher with the rules teacher against plain PPO, seeds 1-3
-# (issue 10). 18 runs side by side on a 16-core machine (one core each, OMP_NUM_THREADS=1), sized to
+# Students on three suite envs: ppo_teacher with the rules teacher against plain PPO, seeds 1-3.
+# 18 runs side by side on a 16-core machine (one core each, OMP_NUM_THREADS=1), sized to
 # finish in about 7 minutes at 1,000-1,500 env steps/s per process on the 7x7 and 11x6 maps; the
 # 25x25 map of MultiRoom-N4-S5 costs about 4x more per step, so it gets fewer frames.
 #
-#   bash benchmarks/device_suite.sh                  # runs under $OUT (default benchmarks/runs/suite)
-#   OUT=/tmp/suite FRAMES_SCALE=0.02 bash benchmarks/device_suite.sh    # a tiny smoke test
+#   bash benchmarks/large_machine/suite.sh                  # runs under $OUT (default benchmarks/runs/suite)
+#   OUT=/tmp/suite FRAMES_SCALE=0.02 bash benchmarks/large_machine/suite.sh    # a tiny smoke test
 #
 # Then the report step (run at the end, or alone with REPORT_ONLY=1): benchmarks.report writes
 # benchmarks/results/SUITE_TRAINING.md, SUITE_TRAINING_curves.png and a summary JSON.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-.venv/bin/python}
 OUT=${OUT:-benchmarks/runs/suite}
 SCALE=${FRAMES_SCALE:-1}

@@ -1,8 +1,8 @@
 """Wrapper overhead: TeacherWrapper over the raw registered task, as a ratio measured in one run.
 
-    .venv/bin/python -m pytest benchmarks/test_speed.py -n 0 --benchmark-enable \
+    OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python -m pytest benchmarks/speed -n 0 --benchmark-enable \
         --benchmark-json benchmarks/results/speed.json
-    .venv/bin/python -m benchmarks.speed_report        # benchmarks/results/speed.md from the JSON
+    .venv/bin/python -m benchmarks.speed.report        # benchmarks/results/speed.md from the JSON
 
 Each round builds a fresh raw env and a fresh wrapped env (so the teacher starts cold, with empty
 memos, as in a new training run), resets both with the round's seed and plays the same uniformly

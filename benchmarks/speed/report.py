@@ -1,6 +1,6 @@
-"""benchmarks/results/speed.md from the wrapper-overhead JSON of benchmarks/test_speed.py.
+"""benchmarks/results/speed.md from the wrapper-overhead JSON of benchmarks/speed/test_wrapper_overhead.py.
 
-    .venv/bin/python -m benchmarks.speed_report [--json benchmarks/results/speed.json]
+    .venv/bin/python -m benchmarks.speed.report [--json benchmarks/results/speed.json]
         [--before benchmarks/results/speed_before.json] [--out benchmarks/results/speed.md]
 
 `--before` adds the overheads of an earlier run (e.g. the code before a change) for comparison.
@@ -12,8 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
-COMMAND = ("OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python -m pytest benchmarks/test_speed.py -n 0 --benchmark-enable "
+RESULTS = Path(__file__).parents[1] / "results"
+COMMAND = ("OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python -m pytest benchmarks/speed -n 0 --benchmark-enable "
            "--benchmark-json benchmarks/results/speed.json")
 GOAL = 0.30
 
@@ -53,7 +53,7 @@ def report(current: dict, before: dict | None, source: Path) -> str:
         source = source.resolve().relative_to(RESULTS.parents[1])
     except ValueError:
         pass
-    lines += ["", f"From `{source}`, written by `{COMMAND}`; this file by `python -m benchmarks.speed_report"
+    lines += ["", f"From `{source}`, written by `{COMMAND}`; this file by `python -m benchmarks.speed.report"
               + (" --before ...`." if before else "`."),
               ("CPU time of the benchmark process, so other processes on a shared machine count less; still, "
                "compare rows of the same run only.")]
