@@ -105,8 +105,8 @@ class Args:
     planner_mode: str | None = None
     """hf/openai planners: 'sample' n answers or 'score' the admissible plans"""
     teacher_eval_episodes: int = 20
-    """episodes of the teacher acting alone before training: the median length of its successful ones is the guide's
-    steps at the first stage, its success rate the first bar"""
+    """episodes of the teacher acting alone before training: the median length of its successful ones, less one, is
+    the guide's steps at the first stage, its success rate the first bar"""
     guide_steps_start: int | None = None
     """the guide's steps at the first stage (default: measured, see --teacher-eval-episodes; if that is 0, the first
     bar is a success rate of 1)"""
@@ -292,14 +292,16 @@ if __name__ == "__main__":
     recurrent = args.student == "lstm"
     agent = Agent.for_space(envs.single_observation_space, n_actions, recurrent=recurrent).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)  # one kernel per step
-    # the guide acting alone sets the curriculum: its typical successful episode's length, and its success rate
+    # the guide acting alone sets the curriculum: the first stage hands the student the last step of its typical
+    # successful episode (at the full length, a guide that always takes as many steps would never let it act); its
+    # success rate is the first bar
     guide_return, guide_success, guide_length = None, None, args.guide_steps_start
     if not run.resumed and args.teacher_eval_episodes > 0:
         seeds = args.eval_seed + 10_000 + np.arange(args.teacher_eval_episodes)
         returns, lengths = teacher_alone(args, envs.teacher.planner, seeds)
         guide_return, guide_success = float(np.mean(returns)), float(np.mean(returns > 0))
         if guide_length is None:
-            guide_length = int(np.ceil(np.median(lengths[returns > 0]))) if guide_success > 0 else 0
+            guide_length = int(np.ceil(np.median(lengths[returns > 0]))) - 1 if guide_success > 0 else 0
     curriculum = Curriculum(guide_length or 0, args.curriculum_stages, args.curriculum_window,
                             args.curriculum_tolerance, bar=1.0 if guide_success is None else guide_success)
     student_acted = np.zeros(args.num_envs, dtype=bool)  # whether the student acted in each env's episode yet
@@ -415,7 +417,7 @@ if __name__ == "__main__":
         minibatches = Minibatches(args.num_steps, args.num_envs, args.num_minibatches, whole_envs=recurrent)
         clipfracs = []
         v_loss = pg_loss = entropy_loss = old_approx_kl = approx_kl = torch.zeros(())  # no student step: no update
-        for epoch in range(args.update_epochs if b_students.any() else 0):
+        for epoch in range(args.update_epochs):
             for mb_inds, mb_envs in minibatches.epoch():
                 # the LSTM runs these envs' sequences again, from the rollout's initial state
                 sequences = (initial_lstm_state[:, mb_envs], b_dones[mb_inds]) if recurrent else ()
