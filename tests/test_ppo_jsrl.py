@@ -125,6 +125,15 @@ def test_the_guides_steps_are_left_out_of_the_loss(tmp_path):
     assert not all(torch.equal(first[name], last[name]) for name in first)
 
 
+def test_without_guide_steps_it_is_ppo(tmp_path):
+    """h = 0 from the start: the same updates, to the bit, as ppo.py (the teacher is switched off)."""
+    run("ppo.py", "--total-timesteps", "384", "--run-name", "ppo", *TINY, cwd=tmp_path)
+    run("ppo_jsrl.py", "--guide-steps-start", "0", "--teacher-eval-episodes", "0", "--planner", "rules",
+        "--total-timesteps", "384", "--run-name", "jsrl", *TINY, cwd=tmp_path)
+    ppo, jsrl = (_weights(tmp_path / f"runs/{name}/checkpoints/latest.pt") for name in ("ppo", "jsrl"))
+    assert all(torch.equal(ppo[name], jsrl[name]) for name in ppo)
+
+
 @pytest.mark.parametrize("args,message", [
     (["--planner", "gpt5"], "unknown planner 'gpt5'; valid planners: hf, openai, recorded, rules"),
     (["--curriculum-tolerance", "1.5"], "--curriculum-tolerance must be at least 0 and below 1, got 1.5"),
