@@ -134,6 +134,9 @@ class Args:
     """evaluation episodes played side by side (one batched forward per step)"""
     eval_seed: int = 1_000_000
     """first seed of the evaluation episodes (episode i uses eval_seed + i)"""
+    eval_points: int = 10
+    """greedy evaluations of the student, evenly spaced over the training, the final one included (the others on the
+    first --eval-envs evaluation seeds): the summary's eval_curve (1: the final one only; 0: no curve)"""
     checkpoint_every: int = 50
     """write a checkpoint every this many iterations (0: only at the end and on Ctrl-C)"""
     resume: str | None = None
@@ -323,7 +326,8 @@ if __name__ == "__main__":
                 "guide_length": guide_length, "lstm_state": next_lstm_state}
 
     next_lstm_state = agent.initial_state(args.num_envs) if recurrent else None
-    next_obs_dict, next_done = run.start(envs, {"agent": agent, "optimizer": optimizer}, checkpoint_state)
+    next_obs_dict, next_done = run.start(envs, {"agent": agent, "optimizer": optimizer}, checkpoint_state,
+                                         eval_env=make_env(args.env_id, 1, False, "", args.visits))
     if run.resumed:  # this script's own state, as the checkpoint left it
         curriculum.load_state_dict(run.state["curriculum"])
         student_acted, episode_stage = run.state["student_acted"], run.state["episode_stage"]
