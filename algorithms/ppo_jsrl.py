@@ -519,5 +519,6 @@ if __name__ == "__main__":
         "ppo_jsrl", greedy, sampled, planner=args.planner, teacher_alone_return=guide_return,
         teacher_alone_success_rate=guide_success, guide_steps_start=curriculum.horizons[0],
         guide_steps_final=curriculum.guide_steps, curriculum_stage=curriculum.stage, frames_to_guide_off=guide_off,
-        teacher_eval_success_rate=float(np.mean(teacher_eval > 0)), teacher_eval_mean_return=float(np.mean(teacher_eval)),
-        teacher_stats=envs.teacher_stats(), **envs.teacher.planner.bill())  # the whole run's LLM bill
+        teacher_eval_success_rate=float(np.mean(teacher_eval > 0)),
+        teacher_eval_mean_return=float(np.mean(teacher_eval)), teacher_stats=envs.teacher_stats(),
+        **envs.teacher.planner.bill())  # the whole run's LLM bill
