@@ -105,17 +105,24 @@ class Args:
     planner_mode: str | None = None
     """hf/openai planners: 'sample' n answers or 'score' the admissible plans"""
     teacher_eval_episodes: int = 20
-    """episodes of the teacher acting alone before training: the median length of its successful ones, less one, is
-    the guide's steps at the first stage, its success rate the first bar"""
+    """episodes of the teacher acting alone before training: the lengths of its successful ones set the guide's steps
+    at the first stage (--guide-quantile), its success rate the first bar"""
+    guide_quantile: float = 1.0
+    """the guide's steps at the first stage: this quantile of the lengths of its successful episodes acting alone
+    (1: the longest, so that the student first takes over only the end of the longest episodes)"""
     guide_steps_start: int | None = None
     """the guide's steps at the first stage (default: measured, see --teacher-eval-episodes; if that is 0, the first
     bar is a success rate of 1)"""
     curriculum_stages: int = 10
     """the guide's steps go from the first stage's down to 0 in this many evenly spaced stages"""
     curriculum_window: int = 100
-    """the student's success rate is averaged over this many episodes of the current stage in which it acted"""
+    """the combined policy's success rate (guide, then student) is averaged over this many sampled episodes of the
+    current stage"""
     curriculum_tolerance: float = 0.05
     """the next stage begins when that rate reaches (1 - this) x the best rate so far (at first, the guide's own)"""
+    switch: str = "fixed"
+    """'fixed': the guide acts for exactly the stage's number of steps (JSRL's curriculum); 'random': for a number
+    drawn uniformly from 0 to the stage's, each episode (JSRL's random switching, within the stage)"""
 
     # The agent's network
     student: str = "mlp"
@@ -213,8 +220,8 @@ def teacher_alone(args, planner, seeds, stop=lambda: False):
 
 class Curriculum:
     """JSRL's curriculum of guide steps: `guide_steps` falls from `start` to 0 in `stages` evenly spaced stages (the
-    same value twice counts once). The next stage begins when the student's success rate over the last `window`
-    episodes of this stage in which it acted reaches (1 - tolerance) x `best`, the best such rate so far (at first
+    same value twice counts once). The next stage begins when the combined policy's success rate over the last
+    `window` sampled episodes of this stage reaches (1 - tolerance) x `best`, the best such rate so far (at first
     `bar`: the guide's own); a new stage starts a new window."""
 
     def __init__(self, start: int, stages: int, window: int, tolerance: float, bar: float):
@@ -256,6 +263,7 @@ class Curriculum:
 if __name__ == "__main__":
     args = tyro.cli(Args)
     training.check_choice(args.planner, PLANNERS, "planner", "planners")
+    training.check_choice(args.switch, ("random", "fixed"), "--switch")
     training.check_args(args)
     if args.curriculum_stages < 1 or args.curriculum_window < 1:
         training.fail("--curriculum-stages and --curriculum-window must be at least 1")
@@ -295,19 +303,25 @@ if __name__ == "__main__":
     recurrent = args.student == "lstm"
     agent = Agent.for_space(envs.single_observation_space, n_actions, recurrent=recurrent).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)  # one kernel per step
-    # the guide acting alone sets the curriculum: the first stage hands the student the last step of its typical
-    # successful episode (at the full length, a guide that always takes as many steps would never let it act); its
-    # success rate is the first bar
+    # the guide acting alone sets the curriculum: the first stage hands the student the end of the guide's longest
+    # successful episodes (--guide-quantile); its success rate is the first bar
     guide_return, guide_success, guide_length = None, None, args.guide_steps_start
     if not run.resumed and args.teacher_eval_episodes > 0:
         seeds = args.eval_seed + 10_000 + np.arange(args.teacher_eval_episodes)
         returns, lengths = teacher_alone(args, envs.teacher.planner, seeds)
         guide_return, guide_success = float(np.mean(returns)), float(np.mean(returns > 0))
         if guide_length is None:
-            guide_length = int(np.ceil(np.median(lengths[returns > 0]))) - 1 if guide_success > 0 else 0
+            guide_length = int(np.quantile(lengths[returns > 0], args.guide_quantile)) if guide_success > 0 else 0
     curriculum = Curriculum(guide_length or 0, args.curriculum_stages, args.curriculum_window,
                             args.curriculum_tolerance, bar=1.0 if guide_success is None else guide_success)
     student_acted = np.zeros(args.num_envs, dtype=bool)  # whether the student acted in each env's episode yet
+    switch_rng = np.random.default_rng(args.seed)  # the guide's steps of each episode (--switch random)
+
+    def draw_guide_steps(count):
+        stage_steps = curriculum.guide_steps
+        return switch_rng.integers(0, stage_steps + 1, count) if args.switch == "random" else np.full(count, stage_steps)
+
+    episode_guide_steps = draw_guide_steps(args.num_envs)  # the guide's steps in each env's current episode
     episode_stage = np.zeros(args.num_envs, dtype=int)  # the stage each env's episode began in
 
     # ALGO Logic: Storage setup
@@ -323,13 +337,16 @@ if __name__ == "__main__":
     def checkpoint_state():  # this script's own part of a checkpoint (copies: the arrays change later)
         return {"curriculum": curriculum.state_dict(), "student_acted": student_acted.copy(),
                 "episode_stage": episode_stage.copy(), "guide_return": guide_return, "guide_success": guide_success,
-                "guide_length": guide_length, "lstm_state": next_lstm_state}
+                "guide_length": guide_length, "lstm_state": next_lstm_state,
+                "episode_guide_steps": episode_guide_steps.copy(), "switch_rng": switch_rng.bit_generator.state}
 
     next_lstm_state = agent.initial_state(args.num_envs) if recurrent else None
     next_obs_dict, next_done = run.start(envs, {"agent": agent, "optimizer": optimizer}, checkpoint_state,
                                          eval_env=make_env(args.env_id, 1, False, "", args.visits))
     if run.resumed:  # this script's own state, as the checkpoint left it
         curriculum.load_state_dict(run.state["curriculum"])
+        episode_guide_steps = run.state["episode_guide_steps"]
+        switch_rng.bit_generator.state = run.state["switch_rng"]
         student_acted, episode_stage = run.state["student_acted"], run.state["episode_stage"]
         guide_return, guide_success, guide_length = (run.state[key] for key in ("guide_return", "guide_success",
                                                                                 "guide_length"))
@@ -365,7 +382,7 @@ if __name__ == "__main__":
                 if greedy_envs:
                     action[:greedy_envs] = logits[:greedy_envs].argmax(-1)
                 # the guide takes the first guide_steps steps of each episode: the teacher acting alone
-                guided = torch.as_tensor(run.episode_lengths < guide_steps).to(device)
+                guided = torch.as_tensor(run.episode_lengths < episode_guide_steps).to(device)
                 if guided.any():
                     action[guided] = torch.multinomial(next_teacher[guided], 1).squeeze(1)
                 logprob = Categorical(logits=logits).log_prob(action)
@@ -385,9 +402,10 @@ if __name__ == "__main__":
             # episode returns, success rate, TensorBoard; the curriculum counts the sampled episodes of its stage in
             # which the student acted
             for i, success in run.record_step(reward, next_done_np):
-                if student_acted[i] and episode_stage[i] == curriculum.stage and i >= greedy_envs:
+                if episode_stage[i] == curriculum.stage and i >= greedy_envs:
                     curriculum.record(success)
                 student_acted[i], episode_stage[i] = False, curriculum.stage
+                episode_guide_steps[i] = draw_guide_steps(1)[0]
         global_step = run.global_step
 
         # bootstrap value if not done
