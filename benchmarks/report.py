@@ -266,7 +266,8 @@ def readme_table(rows: list[dict], report_link: str) -> str:
         if row["sps_median"] is not None:  # a trained method
             f90 = row["frames_to_90_median"]
             text += f", {'-' if f90 is None else f'{f90 / 1000:.0f}k'}"
-        return text + ("" if row["seeds"] >= 5 else f" ({row['seeds']} seeds)")
+        seeds = row["seeds"]
+        return text + ("" if seeds >= 5 else f" ({seeds} seed{'s' if seeds > 1 else ''})")
 
     lines = ["| method | " + " | ".join(tasks) + " |", "| --- " * (len(tasks) + 1) + "|"]
     lines += [f"| `{method}` | " + " | ".join(cell(find.get((task, method))) for task in tasks) + " |"
