@@ -41,3 +41,12 @@ def gappy_table(tmp_path_factory):
     path = tmp_path_factory.mktemp("table") / "gappy.json"
     path.write_text(json.dumps(data))
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def gguf_models(tmp_path_factory):
+    """GGUF models converted for transformers (SmolLM2's: half a minute, once a session) go to a temporary
+    folder, not into the home directory."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TEACHER_WRAPPERS_MODELS", str(tmp_path_factory.mktemp("models")))
+        yield

@@ -67,8 +67,8 @@ class OpenAIPlanner(LLMPlanner):
     """Plans from an OpenAI-compatible server at `base_url` (e.g. http://localhost:8000/v1).
 
     `tokenizer`: where score mode finds the model's tokenizer to render the chat template on the client
-    (a folder, a cached hub id, a GGUF file or "smollm2", as the hf planner takes a model); by default the
-    model name, where it names one.
+    (a folder, a cached hub id, a GGUF file or "smollm2", as the hf planner takes a model, or a loaded
+    transformers tokenizer); by default the model name, where it names one.
     """
 
     name = "openai"
@@ -78,7 +78,7 @@ class OpenAIPlanner(LLMPlanner):
                  n: int = 10, temperature: float = 1.0, max_new_tokens: int = 40, seed: int = 0,
                  api_key_env: str = "OPENAI_API_KEY", timeout: float = 30.0, max_retries: int = 3,
                  backoff: float = 0.5, concurrency: int = 8, cache=None, task: str | None = None,
-                 tokenizer: str | None = None):
+                 tokenizer=None):
         if not model:
             raise ValueError("the openai planner needs a model name (--model)")
         super().__init__(model, mode, n, temperature, max_new_tokens, seed, cache)
@@ -259,13 +259,16 @@ class OpenAIPlanner(LLMPlanner):
         from teacher_wrappers.planners.hf import load_tokenizer, resolve_model
 
         name = self._tokenizer_name or self.model
-        try:
-            resolve_model(name)  # cheap: is it a local model at all?
-            tokenizer = load_tokenizer(name)
-        except (FileNotFoundError, ValueError):
-            if self._tokenizer_name:
-                raise
-            return None
+        if not isinstance(name, str):  # a tokenizer object
+            tokenizer, name = name, getattr(name, "name_or_path", "the tokenizer given")
+        else:
+            try:
+                resolve_model(name)  # cheap: is it a local model at all?
+                tokenizer = load_tokenizer(name)
+            except (FileNotFoundError, ValueError):
+                if self._tokenizer_name:
+                    raise
+                return None
         if not getattr(tokenizer, "chat_template", None) or not getattr(tokenizer, "is_fast", False):
             if self._tokenizer_name:
                 raise ValueError(f"tokenizer {name!r} has no chat template or is not a fast tokenizer: it cannot "
