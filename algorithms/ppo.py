@@ -19,7 +19,7 @@ from torch.distributions.categorical import Categorical
 
 from teacher_wrappers import training
 from teacher_wrappers.student import Agent, Minibatches, student_env, student_obs, student_obs_shape
-from teacher_wrappers.vector import make_vector_env
+from teacher_wrappers.grouped import make_vector_env
 
 
 @dataclass
@@ -55,7 +55,7 @@ class Args:
     num_envs: int = 16
     """the number of parallel game environments"""
     async_envs: bool = False
-    """run the environments in worker processes, one per usable core (teacher_wrappers.vector.make_vector_env), instead of in this process"""
+    """run the environments in worker processes, one per usable core (teacher_wrappers.grouped.make_vector_env), instead of in this process"""
     num_steps: int = 32
     """the number of steps to run in each environment per policy rollout"""
     anneal_lr: bool = True
@@ -104,6 +104,9 @@ class Args:
     """evaluation episodes played side by side (one batched forward per step)"""
     eval_seed: int = 1_000_000
     """first seed of the evaluation episodes (episode i uses eval_seed + i)"""
+    eval_points: int = 10
+    """greedy evaluations of the student, evenly spaced over the training, the final one included (the others on the
+    first --eval-envs evaluation seeds): the summary's eval_curve (1: the final one only; 0: no curve)"""
     checkpoint_every: int = 50
     """write a checkpoint every this many iterations (0: only at the end and on Ctrl-C)"""
     resume: str | None = None
@@ -176,7 +179,8 @@ if __name__ == "__main__":
     # TRY NOT TO MODIFY: start the game (or continue a checkpoint exactly, the LSTM state included)
     next_lstm_state = agent.initial_state(args.num_envs) if recurrent else None
     next_obs_dict, next_done = run.start(envs, {"agent": agent, "optimizer": optimizer},
-                                         lambda: {"lstm_state": next_lstm_state})
+                                         lambda: {"lstm_state": next_lstm_state},
+                                         eval_env=make_env(args.env_id, 1, False, "", args.visits))
     if recurrent and run.resumed:
         next_lstm_state = run.state["lstm_state"].to(device)
     next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)

@@ -22,7 +22,7 @@ import tyro
 from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
 
-from teacher_wrappers import TeacherWrapper, training
+from teacher_wrappers import TeacherWrapper, make_teacher_vector_env, training
 from teacher_wrappers.distillation import (
     SCHEDULES,
     SuccessBuffer,
@@ -30,10 +30,10 @@ from teacher_wrappers.distillation import (
     distillation_target,
     kl_to_teacher,
     make_schedule,
+    without_loops,
 )
 from teacher_wrappers.planners import PLANNERS
 from teacher_wrappers.student import Agent, Minibatches, student_env, student_obs, student_obs_shape
-from teacher_wrappers.wrapper import make_teacher_vector_env
 
 DISTILL_FROM = ("on-policy", "successes", "demos")
 
@@ -71,7 +71,7 @@ class Args:
     num_envs: int = 16
     """the number of parallel game environments"""
     async_envs: bool = False
-    """run the environments in worker processes, one per usable core (teacher_wrappers.vector.make_vector_env), instead of in this process"""
+    """run the environments in worker processes, one per usable core (teacher_wrappers.grouped.make_vector_env), instead of in this process"""
     num_steps: int = 32
     """the number of steps to run in each environment per policy rollout"""
     anneal_lr: bool = True
@@ -136,6 +136,10 @@ class Args:
     """distill_from successes: states kept (the oldest go first)"""
     success_buffer_min: int = 1_024
     """distill_from successes: on-policy states are used until the buffer holds this many"""
+    self_imitation: float = 0.5
+    """distill_from successes: once the teacher is off (lambda 0), the buffer goes on taking the student's own
+    successful episodes, loops cut out, with the actions it took as targets, and is imitated with this weight:
+    what distillation taught is kept (0: the buffer is used only while the teacher is on)"""
     q_filter: bool = False
     """trust the teacher only where a learned Q agrees: its actions valued below the student's own choice (by more
     than q_filter_margin) are dropped from the target (after Nair et al. 2018's Q-filter)"""
@@ -165,6 +169,9 @@ class Args:
     """evaluation episodes played side by side (one batched forward per step)"""
     eval_seed: int = 1_000_000
     """first seed of the evaluation episodes (episode i uses eval_seed + i)"""
+    eval_points: int = 10
+    """greedy evaluations of the student, evenly spaced over the training, the final one included (the others on the
+    first --eval-envs evaluation seeds): the summary's eval_curve (1: the final one only; 0: no curve)"""
     checkpoint_every: int = 50
     """write a checkpoint every this many iterations (0: only at the end and on Ctrl-C)"""
     resume: str | None = None
@@ -311,7 +318,8 @@ if __name__ == "__main__":
                 "episode_states": [list(states) for states in episode_states], "lstm_state": next_lstm_state}
 
     next_lstm_state = agent.initial_state(args.num_envs) if recurrent else None
-    next_obs_dict, next_done = run.start(envs, {"agent": agent, "optimizer": optimizer}, checkpoint_state)
+    next_obs_dict, next_done = run.start(envs, {"agent": agent, "optimizer": optimizer}, checkpoint_state,
+                                         eval_env=make_env(args.env_id, 1, False, "", args.visits))
     if run.resumed:  # this script's own state, as the checkpoint left it
         teacher_return, demo_frames = run.state["teacher_return"], run.state["demo_frames"]
         episode_states = run.state["episode_states"]
@@ -358,9 +366,13 @@ if __name__ == "__main__":
             next_obs_dict, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
             next_done_np = np.logical_or(terminations, truncations)
             rewards[step] = torch.tensor(reward).to(device).view(-1)
-            if successes is not None and (lam > 0 or recurrent):  # an episode is kept whole for the LSTM
-                # the target: the teacher's suggestion there, or (demos) the action the student took
-                targets = F.one_hot(action, n_actions).float() if args.distill_from == "demos" else teacher_probs[step]
+            if successes is not None and (lam > 0 or recurrent or args.self_imitation > 0):
+                # the target: the teacher's suggestion there, or (demos, or where the teacher was not asked) the
+                # action the student took
+                targets = F.one_hot(action, n_actions).float()
+                if args.distill_from != "demos":
+                    asked = teacher_probs[step].sum(-1, keepdim=True) > 0
+                    targets = torch.where(asked, teacher_probs[step], targets)
                 # one copy per step (the rollout storage is overwritten later); each env keeps its row
                 step_obs, step_targets = obs[step].cpu().numpy().copy(), targets.cpu().numpy().copy()
                 for i in range(args.num_envs):
@@ -371,8 +383,9 @@ if __name__ == "__main__":
             # episode returns, success rate, TensorBoard; the states of successful episodes go to the buffer
             for i, success in run.record_step(reward, next_done_np):
                 if success and episode_states[i]:
-                    states, suggestions = zip(*episode_states[i])
-                    successes.add(np.stack(states), np.stack(suggestions))
+                    states, suggestions = (np.stack(part) for part in zip(*episode_states[i]))
+                    # the LSTM needs whole episodes; a feed-forward student imitates the path without its loops
+                    successes.add(*((states, suggestions) if recurrent else without_loops(states, suggestions)))
                 episode_states[i] = []
         global_step = run.global_step
 
@@ -408,10 +421,29 @@ if __name__ == "__main__":
         clipfracs, teacher_kls, agreements = [], [], []
         for epoch in range(args.update_epochs):
             for mb_inds, mb_envs in minibatches.epoch():
-                # the LSTM runs these envs' sequences again, from the rollout's initial state
-                sequences = (initial_lstm_state[:, mb_envs], b_dones[mb_inds]) if recurrent else ()
-                _, newlogprob, entropy, newvalue, logits, hidden, *_ = agent.get_action_and_value(
-                    b_obs[mb_inds], *sequences, b_actions.long()[mb_inds])
+                # Distillation: KL(teacher || student) on the states the student visited, or on states of its own
+                # successful episodes once the buffer holds enough of them (then, once the teacher is off, with
+                # the weight of --self-imitation); a feed-forward student runs both batches in one forward pass
+                weight = lam if lam > 0 else args.self_imitation * (successes is not None)
+                from_buffer = weight > 0 and successes is not None and successes.size >= args.success_buffer_min
+                kl_obs = None
+                if from_buffer:
+                    if recurrent:  # whole episodes, each run from the zero state it began with
+                        kl_obs, mb_teacher, lengths = successes.sample(args.minibatch_size, device)
+                    else:
+                        kl_obs, mb_teacher = successes.sample(args.minibatch_size, device)
+                else:
+                    mb_teacher = b_teacher[mb_inds]
+                if recurrent:  # the LSTM runs these envs' sequences again, from the rollout's initial state
+                    _, newlogprob, entropy, newvalue, logits, hidden, _ = agent.get_action_and_value(
+                        b_obs[mb_inds], initial_lstm_state[:, mb_envs], b_dones[mb_inds], b_actions.long()[mb_inds])
+                    kl_hidden = agent.episode_states(kl_obs, lengths) if from_buffer else hidden
+                else:
+                    both = b_obs[mb_inds] if kl_obs is None else torch.cat([b_obs[mb_inds], kl_obs])
+                    hidden, kl_hidden = agent.features(both).split([len(mb_inds), len(both) - len(mb_inds)])
+                    _, newlogprob, entropy, newvalue, logits, hidden = agent.heads(hidden, b_actions.long()[mb_inds])
+                    kl_hidden = kl_hidden if from_buffer else hidden
+                kl_logits = agent.actor(kl_hidden) if from_buffer else logits
                 logratio = newlogprob - b_logprobs[mb_inds]
                 ratio = logratio.exp()
 
@@ -451,17 +483,6 @@ if __name__ == "__main__":
                     q_taken = agent.q(hidden).gather(1, b_actions.long()[mb_inds, None]).squeeze(1)
                     q_loss = 0.5 * ((q_taken - b_returns[mb_inds]) ** 2).mean()
 
-                # Distillation: KL(teacher || student) on the states the student visited, or on states of its own
-                # successful episodes once the buffer holds enough of them
-                mb_teacher, kl_hidden, kl_logits = b_teacher[mb_inds], hidden, logits
-                if lam > 0 and successes is not None and successes.size >= args.success_buffer_min:
-                    if recurrent:  # whole episodes, each run from the zero state it began with
-                        kl_obs, mb_teacher, lengths = successes.sample(args.minibatch_size, device)
-                        kl_hidden = agent.episode_states(kl_obs, lengths)
-                    else:
-                        kl_obs, mb_teacher = successes.sample(args.minibatch_size, device)
-                        kl_hidden = agent.features(kl_obs)
-                    kl_logits = agent.actor(kl_hidden)
                 target = distillation_target(mb_teacher, kl_logits, None if agent.q is None else agent.q(kl_hidden),
                                              args.q_filter_margin)
                 teacher_kl = kl_to_teacher(kl_logits, target)
@@ -471,7 +492,7 @@ if __name__ == "__main__":
 
                 entropy_loss = entropy.mean()
                 loss = (pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef + q_loss * args.vf_coef
-                        + lam * teacher_kl)
+                        + weight * teacher_kl)
 
                 optimizer.zero_grad()
                 loss.backward()

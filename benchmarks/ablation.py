@@ -1,6 +1,6 @@
-"""Ablation of the student's pieces (issue 8): which of them lets a student surpass an imperfect teacher.
+"""Ablation of the student's pieces: which of them lets a student surpass an imperfect teacher.
 
-    python -m benchmarks.ablation run --out benchmarks/runs/ablation --workers 2
+    python -m benchmarks.ablation run --runs benchmarks/runs/ablation --workers 2
     python -m benchmarks.ablation report --runs benchmarks/runs/ablation
 
 Every configuration sets all the pieces explicitly, so the table keeps its meaning when the defaults of

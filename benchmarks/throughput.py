@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.throughput                      # 1 core (sync) and 2 cores (async), here
     .venv/bin/python -m benchmarks.throughput --configs ppo:1 ppo_teacher:1 ppo:16 ppo_teacher:16 \\
-        --name device_scaling --out "$OUT"                          # see benchmarks/device_scaling.sh
+        --name scaling --out "$OUT"                                 # see benchmarks/large_machine/scaling.sh
 
 A config `script:cores` runs the script pinned to `cores` CPUs (the first ones this process may use):
 with one core the sub-envs step in the main process (SyncVectorEnv), with k cores --async-envs
@@ -16,7 +16,7 @@ time (start-up and final evaluation included). Writes <out>/<name>.json and <out
 
 `--reference REV` runs every config a second time, alternately, on a pristine copy of the repository at git
 revision REV (`git archive`), so that the table gives this checkout's speed-up over REV measured side by side.
-`--overhead` also runs the wrapper-overhead suite (benchmarks/test_speed.py, pinned to the first core) into
+`--overhead` also runs the wrapper-overhead suite (benchmarks/speed, pinned to the first core) into
 <out>/<name>_overhead.json and .md. Every figure of the speed goals in one invocation:
 
     .venv/bin/python -m benchmarks.throughput --reference a071e96 --overhead --frames 30720 --eval-episodes 100 \
@@ -57,8 +57,8 @@ def envs_only(env_id: str, planner: str | None, frames: int, num_envs: int, asyn
     import numpy as np
 
     import teacher_wrappers  # noqa: F401  (registers the tasks)
-    from teacher_wrappers.vector import make_vector_env
-    from teacher_wrappers.wrapper import make_teacher_vector_env
+    from teacher_wrappers import make_teacher_vector_env
+    from teacher_wrappers.grouped import make_vector_env
 
     fns = [lambda: gym.make(env_id)] * num_envs
     mode = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
@@ -218,7 +218,7 @@ def main() -> None:
     parser.add_argument("--reference", default=None, metavar="REV",
                         help="also run every config on the repository at this git revision, alternately")
     parser.add_argument("--overhead", action="store_true",
-                        help="also run the wrapper-overhead suite (benchmarks/test_speed.py): <out>/<name>_overhead.*")
+                        help="also run the wrapper-overhead suite (benchmarks/speed): <out>/<name>_overhead.*")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # an envs config's process: the planner
     parser.add_argument("--async", dest="asynchronous", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more arguments for both scripts")
@@ -258,15 +258,15 @@ def main() -> None:
     write_text(args.out / f"{args.name}.json", json.dumps(result, indent=1) + "\n")
     write_text(args.out / f"{args.name}.md", markdown(result))
     print(f"wrote {args.out / (args.name + '.json')} and .md")
-    if args.overhead:  # the wrapper overhead, pinned to the first core, as benchmarks/test_speed.py documents
+    if args.overhead:  # the wrapper overhead, pinned to the first core (see benchmarks/speed/test_wrapper_overhead.py)
         first = sorted(os.sched_getaffinity(0))[0]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-        subprocess.run(["taskset", "-c", str(first), sys.executable, "-m", "pytest", "benchmarks/test_speed.py", "-q",
+        subprocess.run(["taskset", "-c", str(first), sys.executable, "-m", "pytest", "benchmarks/speed", "-q",
                         "-n", "0", "-p", "no:cacheprovider", "--benchmark-enable",
                         "--benchmark-json", str(args.out / f"{args.name}_overhead.json")], cwd=ROOT, env=env,
                        check=True)
         overhead = args.out / f"{args.name}_overhead"
-        subprocess.run([sys.executable, "-m", "benchmarks.speed_report", "--json", f"{overhead}.json",
+        subprocess.run([sys.executable, "-m", "benchmarks.speed.report", "--json", f"{overhead}.json",
                         "--out", f"{overhead}.md"], cwd=ROOT, env=env, check=True)
 
 

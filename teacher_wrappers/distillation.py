@@ -11,8 +11,10 @@ Q-filter, only its trusted part) and lambda_t follows a schedule:
 A schedule is called with (iteration, global_step, recent_return, teacher_return) and gives lambda;
 `distillation_loss(logits, teacher_probs, lam)` is the term to add to any RL loss.
 
-`SuccessBuffer` keeps states of the student's own successful episodes with the teacher's suggestions there;
-`SuccessEpisodes` keeps them as whole episodes, for a recurrent student.
+`SuccessBuffer` keeps states of the student's own successful episodes with the teacher's suggestions there (or,
+where the teacher was not asked, the action the student took: self-imitation once the teacher is off);
+`SuccessEpisodes` keeps them as whole episodes, for a recurrent student. `without_loops` cuts the loops out of
+an episode before it goes to the buffer.
 """
 
 from __future__ import annotations
@@ -74,6 +76,26 @@ class SuccessEpisodes:
         obs, teacher = (np.concatenate([self.episodes[i][part] for i in drawn]) for part in (0, 1))
         lengths = [len(self.episodes[i][0]) for i in drawn]
         return torch.as_tensor(obs, device=device), torch.as_tensor(teacher, device=device), lengths
+
+
+def without_loops(states: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An episode's (states, targets) with its loops cut out: where a state comes again, the steps since its first
+    visit are dropped and its target is the one of its last visit, the one that moved on. In a memory-map
+    observation (static world) the same observation is the same state, so what is left is the path the episode
+    took without the detours that led back to where it was: a greedy student that imitates it has no loop to fall
+    into. States and targets are arrays with one row per step."""
+    keys = [row.tobytes() for row in np.ascontiguousarray(states).reshape(len(states), -1)]
+    kept: list[int] = []  # the steps of the path so far
+    position: dict[bytes, int] = {}  # state -> its index in `kept`
+    for step, key in enumerate(keys):
+        index = position.get(key)
+        if index is not None:  # a loop: back where it was at kept[index]; forget the steps since
+            for dropped in kept[index:]:
+                del position[keys[dropped]]
+            del kept[index:]
+        position[key] = len(kept)
+        kept.append(step)
+    return states[kept], targets[kept]
 
 
 def distillation_target(teacher, logits, q, margin):

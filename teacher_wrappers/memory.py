@@ -20,6 +20,19 @@ from teacher_wrappers import mission
 from teacher_wrappers.view import EMPTY_CODE, fast_obs_applies, gen_obs, view_offsets
 
 EMPTY = np.array([OBJECT_TO_IDX["empty"], 0, 0], dtype=np.uint8)
+_MARKED = bytes([0] + [1] * 255)  # translation table: byte -> 1 if not 0
+
+
+def agent_state(memory_map: np.ndarray, raw: bytes | None = None) -> tuple[tuple[int, int], int]:
+    """(agent position, heading) read off channel 3 of a memory map (`raw`: its `tobytes()`, if known)."""
+    _, height, channels = memory_map.shape
+    headings = (memory_map.tobytes() if raw is None else raw)[3::channels]  # channel 3, one byte per cell
+    marked = headings.translate(_MARKED)
+    count = marked.count(1)
+    if count != 1:
+        raise ValueError(f"a memory map must mark exactly one agent cell, found {count}")
+    cell = marked.find(1)
+    return divmod(cell, height), headings[cell] - 1
 
 
 def partial_view(env: MiniGridEnv) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from minigrid.core.actions import Actions
 from minigrid.core.constants import OBJECT_TO_IDX, STATE_TO_IDX
 
-from teacher_wrappers.describe import agent_state
+from teacher_wrappers.memory import agent_state
 
 LEFT, RIGHT, FORWARD = int(Actions.left), int(Actions.right), int(Actions.forward)
 PICKUP, DROP, TOGGLE, DONE = int(Actions.pickup), int(Actions.drop), int(Actions.toggle), int(Actions.done)

@@ -115,14 +115,17 @@ class Agent(nn.Module):
     instruction fields (action, object type, colour, location word, per instruction) are one-hot
     encoded, embedded and concatenated to the CNN features. (The start pose that location words refer
     to is not used: it is in absolute coordinates, the CNN's view is egocentric.)
-    With `q_head=True` it also has a head Q(s, a) for every action (the Q-filter of `ppo_teacher.py`).
+    With `q_head=True` it also has a head Q(s, a) for every action (the Q-filter of `ppo_teacher.py`); with
+    `int_value=True` a second value head `critic_int` for an intrinsic reward (`ppo_rnd.py`). Neither exists unless
+    asked for, so the other networks' weights and initialisation are unchanged.
     """
 
     # MiniGrid has 11 object types, 6 colours, 3 door states; channel 3 holds heading + 1 (0: no agent).
     SIZES = (11, 6, 3, 5)
     recurrent = False
 
-    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, mission: bool = False, q_head: bool = False):
+    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, mission: bool = False, q_head: bool = False,
+                 int_value: bool = False):
         super().__init__()
         width, height, input_channels = obs_shape
         self.counts = input_channels > len(self.SIZES)
@@ -147,26 +150,35 @@ class Agent(nn.Module):
         # Q(s, a) for every action, regressed on the returns of the actions taken: judges the teacher's suggestions.
         # It starts near 0 everywhere, so that the Q-filter trusts every suggestion until Q has learned something.
         self.q = layer_init(nn.Linear(128, n_actions), std=0.01) if q_head else None
+        # the value of the intrinsic reward (ppo_rnd.py), beside the critic's value of the environment's reward
+        self.critic_int = layer_init(nn.Linear(128, 1), std=1) if int_value else None
 
     @classmethod
     def for_space(cls, observation_space: gym.spaces.Dict, n_actions: int, q_head: bool = False,
-                  recurrent: bool = False) -> Agent:
+                  recurrent: bool = False, int_value: bool = False) -> Agent:
         """The network for a (single) observation space of a student env; a `RecurrentAgent` with `recurrent=True`."""
         return (RecurrentAgent if recurrent else cls)(student_obs_shape(observation_space), n_actions,
-                                                      mission="mission" in observation_space.spaces, q_head=q_head)
+                                                      mission="mission" in observation_space.spaces, q_head=q_head,
+                                                      int_value=int_value)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def planes(self, x: torch.Tensor) -> torch.Tensor:
+        """The map as the encoder reads it: egocentric, one-hot (batch, sum(SIZES), side, side) floats of 0 and 1;
+        the mission column and the revisit count are left out."""
         if self.mission:
-            x, mission = x[:, :-1], x[:, -1].reshape(len(x), -1)[:, :MISSION_FIELDS].long()
+            x = x[:, :-1]
         cells = self.egocentric(x[..., : len(self.SIZES)]).long() + self.offsets
         # one-hot planes: each cell's four indices fall in four separate ranges, so adding ones sets them to 1
         # (scatter_add_ with a tensor of ones runs about twice as fast on CPU as scatter_ with the scalar 1.0)
         ones = torch.ones((), device=x.device).expand(cells.shape)
         planes = torch.zeros(cells.shape[:3] + (sum(self.SIZES),), device=x.device).scatter_add_(3, cells, ones)
-        features = self.encoder(planes.permute(0, 3, 1, 2))
+        return planes.permute(0, 3, 1, 2)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(self.planes(x))
         if self.counts:  # every cell of the fifth channel holds the count
             features = torch.cat([features, torch.log1p(x[:, 0, 0, len(self.SIZES):].float()) / math.log(256)], 1)
-        if self.mission:
+        if self.mission:  # the last column
+            mission = x[:, -1].reshape(len(x), -1)[:, :MISSION_FIELDS].long()
             fields = torch.zeros(mission.shape + (MISSION_VALUES,), device=x.device).scatter_(
                 2, mission.clamp(max=MISSION_VALUES - 1)[..., None], 1.0)
             features = torch.cat([features, self.mission_embedding(fields.flatten(1))], 1)
@@ -248,8 +260,9 @@ class RecurrentAgent(Agent):
 
     recurrent = True
 
-    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, mission: bool = False, q_head: bool = False):
-        super().__init__(obs_shape, n_actions, mission=mission, q_head=q_head)
+    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, mission: bool = False, q_head: bool = False,
+                 int_value: bool = False):
+        super().__init__(obs_shape, n_actions, mission=mission, q_head=q_head, int_value=int_value)
         self.lstm = nn.LSTM(128, 128)
         for name, parameter in self.lstm.named_parameters():
             if "bias" in name:

@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from teacher_wrappers.describe import Description, agent_state
+from teacher_wrappers.memory import agent_state
 from teacher_wrappers.mission import Mission
 from teacher_wrappers.planners import Planner, make_planner
 from teacher_wrappers.planners.base import PlanDistribution
 from teacher_wrappers.plans import Option
 from teacher_wrappers.skills import LEFT, RIGHT, MapView, cells_key_of
-from teacher_wrappers.styles import TextStyle, get_style
+from teacher_wrappers.styles import Description, TextStyle, get_style
 
 N_ACTIONS = 7  # MiniGrid's action set
 EXPLORE = Option("explore")

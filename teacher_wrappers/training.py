@@ -44,7 +44,7 @@ CHECKPOINT_FORMAT = 2  # checkpoints of older versions hold the teacher's intern
 # Settings that do not change the training: a resumed run may set them anew.
 RESUME_FREE = frozenset({
     "resume", "resume_allow_budget_change", "progress", "run_name", "run_dir", "track", "wandb_project_name",
-    "wandb_entity", "checkpoint_every", "eval_episodes", "eval_seed", "eval_envs",
+    "wandb_entity", "checkpoint_every", "eval_episodes", "eval_seed", "eval_envs", "eval_points",
     "batch_size", "minibatch_size", "num_iterations",  # these three follow from the others
 })
 
@@ -158,7 +158,7 @@ def set_rng_state(state: dict) -> None:
 def vector_env_state(envs: gym.vector.VectorEnv) -> Any:
     """The sub-environments' state (pickled), where it can be saved: sub-envs in this process, or in the
     worker processes of a GroupedAsyncVectorEnv; None otherwise."""
-    from teacher_wrappers.vector import GroupedAsyncVectorEnv
+    from teacher_wrappers.grouped import GroupedAsyncVectorEnv
 
     base = envs.unwrapped
     if isinstance(base, gym.vector.SyncVectorEnv):
@@ -169,7 +169,7 @@ def vector_env_state(envs: gym.vector.VectorEnv) -> Any:
 
 
 def load_vector_env_state(envs: gym.vector.VectorEnv, state: Any) -> None:
-    from teacher_wrappers.vector import GroupedAsyncVectorEnv
+    from teacher_wrappers.grouped import GroupedAsyncVectorEnv
 
     base = envs.unwrapped
     if isinstance(base, gym.vector.SyncVectorEnv):
@@ -323,6 +323,8 @@ class Run:
         self.recent: deque = deque(maxlen=args.success_window)  # (success, return) of the most recent episodes
         self.curve: dict[str, list] = {key: [] for key in ("frames", "wall_seconds", "success_rate",
                                                             "episodic_return", "episodes", *curves)}
+        # greedy evaluations during training (--eval-points), the final one last: the deployed student's curve
+        self.eval_curve: dict[str, list] = {"frames": [], "success_rate": [], "mean_return": []}
         self.interrupted = False
         self.state: dict = {}  # the script's own part of the checkpoint resumed from (see `start`)
 
@@ -331,15 +333,22 @@ class Run:
         return self.checkpoint is not None
 
     def start(self, envs: gym.vector.VectorEnv, modules: dict[str, Any],
-              state: Callable[[], dict] | None = None) -> tuple[dict, torch.Tensor]:
+              state: Callable[[], dict] | None = None,
+              eval_env: Callable[[], gym.Env] | None = None) -> tuple[dict, torch.Tensor]:
         """The first observation and done flags: a fresh start (envs reset on the seed) or, with --resume,
         exactly where the checkpoint stopped (`modules`' state dicts, random generators, episodes, the
         sub-environments and the teacher). `state()` gives the script's own part of every checkpoint (plain
         data, copied where it changes later); on resume the saved one is in `self.state`. Then opens TensorBoard
         (only now: a refused checkpoint leaves the run's events as they were), catches Ctrl-C and SIGTERM,
-        and starts the clock and the progress bar."""
+        and starts the clock and the progress bar. With `eval_env` (a factory of the student's env) the student
+        (`modules["agent"]`) is evaluated greedily --eval-points times during training (see `end_iteration`)."""
         args, checkpoint = self.args, self.checkpoint
         self.envs, self.modules, self.state_fn = envs, modules, state or dict
+        points = getattr(args, "eval_points", 0) if eval_env is not None else 0
+        self.eval_env, self.eval_points = eval_env, points
+        # evenly spaced; the last one is the final evaluation (write_summary)
+        last = args.num_iterations
+        self.eval_at = {round(k * last / points) for k in range(1, points)} - {0, last} if points else set()
         self.env_state = not args.capture_video  # video recorders cannot be saved
         if checkpoint is None:
             next_obs, _ = envs.reset(seed=args.seed)
@@ -356,6 +365,7 @@ class Run:
             self.episode_returns, self.episode_lengths = checkpoint["episode_returns"], checkpoint["episode_lengths"]
             self.recent.extend(checkpoint["recent"])
             self.curve = checkpoint["curve"]
+            self.eval_curve = checkpoint.get("eval_curve", self.eval_curve)
             self.state = checkpoint["state"]
             if checkpoint["teacher"] is not None:  # its counters, answers and this episode's visits
                 envs.load_teacher_state_dict(checkpoint["teacher"])
@@ -439,6 +449,8 @@ class Run:
         self.curve["episodes"].append(len(self.recent))
         for key, value in (curves or {}).items():
             self.curve[key].append(value)
+        if iteration in self.eval_at:
+            self.evaluate_now()
         sps = int((self.global_step - (self.start_iteration - 1) * args.batch_size) / (now - self.start_time))
         writer.add_scalar("charts/success_rate", success_rate, self.global_step)
         writer.add_scalar("charts/SPS", sps, self.global_step)
@@ -459,6 +471,7 @@ class Run:
             "rng": rng_state(), "wall_seconds": self.wall_before + time.time() - self.start_time,
             "episode_returns": self.episode_returns.copy(), "episode_lengths": self.episode_lengths.copy(),
             "recent": list(self.recent), "curve": {key: list(value) for key, value in self.curve.items()},
+            "eval_curve": {key: list(value) for key, value in self.eval_curve.items()},
             "envs": vector_env_state(envs) if self.env_state else None,
             "teacher": envs.teacher_state_dict() if hasattr(envs, "teacher_state_dict") else None,
             "next_obs": next_obs, "next_done": next_done.cpu(), "state": self.state_fn(),
@@ -493,6 +506,18 @@ class Run:
         return evaluate(agent, [make_env] * self.args.eval_envs, self.eval_seeds(), greedy, self.args.eval_seed,
                         stop=lambda: self.interrupted)
 
+    def evaluate_now(self) -> None:
+        """A greedy evaluation during training, on the first --eval-envs evaluation seeds (one batch of episodes
+        side by side): a point of the deployed student's curve (TensorBoard eval/curve_success_rate). It draws
+        nothing from the training's random generators, so the training goes on as without it."""
+        seeds = self.eval_seeds()[: self.args.eval_envs]
+        success, mean_return = evaluate(self.modules["agent"], [self.eval_env] * len(seeds), seeds, True,
+                                        self.args.eval_seed, stop=lambda: False)
+        self.eval_curve["frames"].append(self.global_step)
+        self.eval_curve["success_rate"].append(success)
+        self.eval_curve["mean_return"].append(mean_return)
+        self.writer.add_scalar("eval/curve_success_rate", success, self.global_step)
+
     @contextlib.contextmanager
     def final_evaluation(self) -> Iterator[None]:
         """Around the final evaluations: Ctrl-C stops them (exit 130, no summary; the model is saved)."""
@@ -511,6 +536,9 @@ class Run:
         writer.add_scalar("eval/sampled_success_rate", sampled[0], self.global_step)
         hit = first_reaching(curve, 0.9, args.success_window)
         wall = self.training_seconds
+        if self.eval_points:  # the final evaluation closes the deployed student's curve
+            for key, value in zip(("frames", "success_rate", "mean_return"), (self.global_step, *greedy)):
+                self.eval_curve[key].append(value)
         summary = {
             "env_id": args.env_id, "method": method, "seed": args.seed, "frames": self.global_step,
             "wall_seconds": wall, "sps": self.global_step / wall if wall else 0.0,
@@ -518,7 +546,7 @@ class Run:
             "eval_sampled_success_rate": sampled[0], "eval_sampled_mean_return": sampled[1],
             "frames_to_90": None if hit is None else curve["frames"][hit],
             "wall_seconds_to_90": None if hit is None else curve["wall_seconds"][hit],
-            **extra, "learning_curve": curve, "args": asdict(args),
+            **extra, "learning_curve": curve, "eval_curve": self.eval_curve, "args": asdict(args),
         }
         write_text(self.path / "summary.json", json.dumps(summary, indent=1))
         print(f"{self.name}: eval success {greedy[0]:.2f} greedy, {sampled[0]:.2f} sampled, frames to 90% "

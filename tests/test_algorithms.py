@@ -88,6 +88,10 @@ SUCCESSES = ["--env-id", "MiniGrid-Empty-5x5-v0", "--planner", "rules", "--disti
              "--success-buffer-min", "8", "--q-filter"]
 
 
+# the teacher goes off after the first iteration (of 128 frames); then the buffer takes the student's own successes
+SELF_IMITATION = SUCCESSES + ["--self-imitation", "0.5", "--linear-frames", "128"]
+
+
 TIMING = ("planner_seconds", "seconds_per_query")  # wall-clock time: never equal between two runs
 
 
@@ -101,9 +105,9 @@ LSTM = ["--student", "lstm", "--greedy-fraction", "0.25"]
 @pytest.mark.parametrize("script,extra", [("ppo.py", LSTM), ("ppo_teacher.py", []), ("ppo_teacher.py", SUCCESSES),
                                           ("ppo.py", ["--async-envs"]), ("ppo_teacher.py", ["--async-envs"]),
                                           ("ppo_teacher.py", ["--planner", "recorded", "--recorded-path", "GAPPY"]),
-                                          ("ppo_teacher.py", SUCCESSES + LSTM)],
+                                          ("ppo_teacher.py", SUCCESSES + LSTM), ("ppo_teacher.py", SELF_IMITATION)],
                          ids=["ppo-lstm", "ppo_teacher", "successes", "ppo-async", "teacher-async", "recorded-gaps",
-                              "successes-lstm"])
+                              "successes-lstm", "self-imitation"])
 def test_resume_matches_an_uninterrupted_run(tmp_path, script, extra, request):
     if "GAPPY" in extra:
         extra = [request.getfixturevalue("gappy_table") if arg == "GAPPY" else arg for arg in extra]
@@ -121,10 +125,11 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, script, extra, request):
     assert all(torch.equal(uninterrupted[name], resumed[name]) for name in uninterrupted)
     again = json.loads((full / "summary.json").read_text())
     assert again["learning_curve"]["success_rate"] == curve["success_rate"]
+    assert again["eval_curve"] == summary["eval_curve"] and len(summary["eval_curve"]["frames"]) == 3  # 2 + final
     if script == "ppo_teacher.py":  # the teacher counted as if never stopped
         stats = {key: value for key, value in summary["teacher_stats"].items() if key not in TIMING}
         assert stats == {key: value for key, value in again["teacher_stats"].items() if key not in TIMING}
-        assert stats["steps"] > 384 and stats["queries"] > 0
+        assert stats["queries"] > 0 and (stats["steps"] > 384 or "--self-imitation" in extra)  # (its teacher stops)
         if "--recorded-path" in extra:
             assert stats["unknown_texts"] > 0 and stats["cache_hits"] < stats["steps"]
 
@@ -261,3 +266,30 @@ def test_the_llm_bill_counts_every_live_answer_of_a_run(tmp_path):
     assert summary["llm_prompt_tokens"] > 0 and summary["llm_completion_tokens"] == 0 and summary["llm_seconds"] > 0
     tags = scalars(tmp_path / "runs/bill")
     assert tags["teacher/llm_calls"][-1] <= answers and tags["teacher/llm_requests"][-1] > 0
+
+
+def test_evaluations_during_training_leave_the_training_as_it_was(tmp_path):
+    common = ["--total-timesteps", "512", *SUCCESSES, "--teacher-eval-episodes", "2", *TINY]
+    run("ppo_teacher.py", *common, "--eval-points", "4", "--run-name", "curve", cwd=tmp_path)
+    run("ppo_teacher.py", *common, "--eval-points", "0", "--run-name", "none", cwd=tmp_path)
+    curve, none = (json.loads((tmp_path / f"runs/{name}/summary.json").read_text()) for name in ("curve", "none"))
+    assert curve["eval_curve"]["frames"] == [128, 256, 384, 512]  # 3 during training, then the final one
+    assert curve["eval_curve"]["success_rate"][-1] == curve["eval_success_rate"]
+    assert none["eval_curve"] == {"frames": [], "success_rate": [], "mean_return": []}
+    weights = [_weights(tmp_path / f"runs/{name}/checkpoints/latest.pt") for name in ("curve", "none")]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+    assert "eval/curve_success_rate" in scalars(tmp_path / "runs/curve")
+
+
+def test_once_the_teacher_is_off_the_buffer_takes_the_students_own_actions(tmp_path):
+    for name, weight in (("own", "0.5"), ("off", "0")):
+        run("ppo_teacher.py", "--total-timesteps", "1024", *SUCCESSES, "--self-imitation", weight,
+            "--linear-frames", "128", "--teacher-eval-episodes", "2", "--run-name", name, *TINY, cwd=tmp_path)
+    buffers = {name: torch.load(tmp_path / f"runs/{name}/checkpoints/latest.pt", weights_only=False)["state"]["successes"]
+               for name in ("own", "off")}
+    own = buffers["own"]["teacher"][: buffers["own"]["size"]]
+    one_hot = (own.max(1) == 1.0) & (own.sum(1) == 1.0)
+    assert one_hot.any() and not one_hot.all()  # the teacher's suggestions first, then the actions taken
+    assert buffers["own"]["size"] > buffers["off"]["size"]  # without self-imitation the buffer stops with the teacher
+    kl = scalars(tmp_path / "runs/own")["teacher/kl"]
+    assert kl[-1] > 0 and scalars(tmp_path / "runs/off")["teacher/kl"][-1] == 0  # imitated, or not at all

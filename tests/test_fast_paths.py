@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from minigrid.core.constants import OBJECT_TO_IDX, STATE_TO_IDX
 
-from teacher_wrappers.describe import agent_state
+from teacher_wrappers.memory import agent_state
 from teacher_wrappers.skills import MapView, _near_unseen
 from teacher_wrappers.styles.paper import description_key
 

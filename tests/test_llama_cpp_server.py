@@ -40,13 +40,16 @@ def served(tmp_path_factory):
     from teacher_wrappers.planners.hf import smollm2_gguf
 
     folder = tmp_path_factory.mktemp("llama")
-    with llama_server(f32_copy(smollm2_gguf(), folder / "f32.gguf"), threads=1, n_ctx=512,
-                      log=folder / "log") as url:
-        yield url
+    weights = f32_copy(smollm2_gguf(), folder / "f32.gguf")
+    try:
+        with llama_server(weights, threads=1, n_ctx=512, log=folder / "log") as url:
+            yield url
+    finally:
+        weights.unlink()  # half a gigabyte
 
 
 @pytest.fixture(scope="module")
-def smollm2(gguf_models):
+def smollm2():
     from teacher_wrappers.planners import make_planner
 
     return make_planner("hf", model="smollm2", mode="score", cache=False)

@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -77,6 +78,13 @@ def test_episodes_run_with_a_tiny_llm_teacher(tiny_model, tmp_path):
 
 
 def test_llm_planner_classes_are_exported_lazily():
+    # a fresh interpreter: the planners package leaves the LLM backends unimported until one is asked for
+    backends = ("teacher_wrappers.planners.hf", "teacher_wrappers.planners.openai", "transformers")
+    code = (f"import sys; from teacher_wrappers import planners; print([m for m in {backends} if m in sys.modules]); "
+            f"planners.OpenAIPlanner; print([m for m in {backends} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parents[1]).stdout.splitlines()
+    assert out == ["[]", "['teacher_wrappers.planners.openai']"]
     from teacher_wrappers import planners
     from teacher_wrappers.planners.hf import HFPlanner
 

@@ -17,7 +17,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def smollm2(tmp_path_factory, gguf_models):
+def smollm2(tmp_path_factory):
     return make_planner("hf", model="smollm2", mode="score", cache=tmp_path_factory.mktemp("c") / "a.sqlite")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 import teacher_wrappers  # noqa: F401  (registers the tasks)
-from teacher_wrappers.distillation import SuccessBuffer, distillation_target
+from teacher_wrappers.distillation import SuccessBuffer, distillation_target, without_loops
 from teacher_wrappers.episodic import RevisitCount
 from teacher_wrappers.student import Agent, student_env, student_obs
 
@@ -196,3 +196,22 @@ def test_evaluation_carries_the_recurrent_state_and_resets_it_per_finished_episo
     # idle slot); each reset zeroes the state of the slots that start anew
     assert len(resets) == 4 and all(mask.all() for mask in resets)
     assert calls[5].abs().sum() == 0 and calls[6].abs().sum() > 0
+
+
+def test_successful_episodes_enter_the_buffer_without_their_loops():
+    states = np.array([[0], [1], [2], [1], [3], [3], [4], [0], [5]], dtype=np.uint8)  # 1 and 3 and 0 come again
+    kept, targets = without_loops(states, np.arange(9))
+    assert kept.ravel().tolist() == [0, 5] and targets.tolist() == [7, 8]  # from the last visit of 0 on
+    kept, targets = without_loops(states[:7], np.arange(7))
+    assert kept.ravel().tolist() == [0, 1, 3, 4] and targets.tolist() == [0, 3, 5, 6]
+    path = np.arange(5, dtype=np.uint8)[:, None]
+    assert without_loops(path, np.arange(5))[1].tolist() == [0, 1, 2, 3, 4]  # no loop: all of it
+
+
+def test_one_forward_pass_over_two_batches_gives_each_its_own_features():  # ppo_teacher.py's PPO and buffer batches
+    env = student_env("TeacherWrappers/SimpleDoorKey-v0")
+    agent = Agent.for_space(env.observation_space, 7)
+    batch = torch.as_tensor(np.stack([student_obs(env.reset(seed=seed)[0]) for seed in range(6)]))
+    joint = agent.features(batch)
+    first, second = agent.features(batch[:4]), agent.features(batch[4:])
+    assert torch.allclose(joint, torch.cat([first, second]), atol=1e-6)

@@ -10,10 +10,9 @@ import minigrid  # noqa: F401  (registers the MiniGrid ids)
 import numpy as np
 import pytest
 
-from teacher_wrappers import MemoryMapObservation, TeacherWrapper
+from teacher_wrappers import MemoryMapObservation, TeacherWrapper, make_teacher_vector_env
 from teacher_wrappers.plans import Option
 from teacher_wrappers.prompt import chat_messages
-from teacher_wrappers.wrapper import make_teacher_vector_env
 
 pytestmark = pytest.mark.xdist_group("style_guide")  # its module fixtures stay in one test worker
 

@@ -8,14 +8,13 @@ from minigrid.core.grid import Grid
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 from minigrid.core.world_object import Ball, Door, Key, Wall
 
-from teacher_wrappers import MemoryMapObservation, TeacherWrapper
+from teacher_wrappers import MemoryMapObservation, TeacherVectorWrapper, TeacherWrapper, make_teacher_vector_env
 from teacher_wrappers.memory import MemoryMap
 from teacher_wrappers.mission import (GO_TO, OPEN, PICK_UP, Mission, MissionError, ObjDesc, decode, encode,
                                       parse_mission, start_mission)
 from teacher_wrappers.styles import get_style
 from teacher_wrappers.styles.suite import describe_suite, parse_name, parse_suite_text, suite_rule_plan
 from teacher_wrappers.teacher import Teacher
-from teacher_wrappers.wrapper import TeacherVectorWrapper
 
 LEFT, RIGHT, DROP, DONE = 0, 1, 4, 6
 
@@ -252,8 +251,6 @@ def _go_to_obj():
 
 
 def test_teachers_in_worker_processes_read_the_mission_too():
-    from teacher_wrappers.wrapper import make_teacher_vector_env
-
     envs = make_teacher_vector_env([_go_to_obj] * 2, planner="rules", asynchronous=True, workers=1,
                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     try:

@@ -218,10 +218,10 @@ def test_sweep_is_resumable_and_reported(tmp_path, capsys, finished_sweep):  # (
 
     rows = report.main(report.Args(runs=[str(finished_sweep)], out=str(tmp_path / "out"), name="R"))
     by_method = {row["method"]: row for row in rows}
-    assert by_method["teacher+rules"]["final_success_mean"] == 1.0 and by_method["teacher+rules"]["seeds"] == 2
+    assert by_method["teacher:rules"]["final_success_mean"] == 1.0 and by_method["teacher:rules"]["seeds"] == 2
     assert by_method["ppo"]["seeds"] == 2 and by_method["ppo"]["sps_median"] > 0
     text = (tmp_path / "out/R.md").read_text()
-    assert "| SimpleDoorKey | teacher+rules | 2 | 1.00 (1.00-1.00) | 1.00 | 1.00 |" in text and "r_curves.png" in text
+    assert "| SimpleDoorKey | teacher:rules | 2 | 1.00 (1.00-1.00) | 1.00 | 1.00 |" in text and "r_curves.png" in text
     assert (tmp_path / "out/r_curves.png").stat().st_size > 1000
 
 
@@ -232,3 +232,45 @@ def test_atomic_writes_leave_the_old_file_on_failure(tmp_path):
         tmp.write_text('{"half')
         raise RuntimeError("killed while writing")
     assert json.loads(path.read_text()) == {"old": 1} and list(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.xdist_group("finished_sweep")
+def test_the_report_draws_the_deployed_students_curve(tmp_path, finished_sweep):
+    summaries = [json.loads(path.read_text()) for path in sorted(finished_sweep.glob("*__ppo__*/summary.json"))]
+    for summary in summaries:  # the final greedy evaluation closes each run's evaluation curve
+        assert summary["eval_curve"]["frames"][-1] == summary["frames"]
+        assert summary["eval_curve"]["success_rate"][-1] == summary["eval_success_rate"]
+    groups = report.load([str(finished_sweep)])
+    report.curves_plot(groups, tmp_path / "eval.png")
+    assert (tmp_path / "eval.png").stat().st_size > 1000
+    assert report._eval_curve(summaries[0]) == ([0.0, 128], [0.0, summaries[0]["eval_success_rate"]])
+
+
+def test_llm4teach_runs_the_papers_loss_and_schedule(tmp_path, capsys):
+    args = run.Args(methods=["llm4teach:recorded"], tasks=["SimpleDoorKey"], seeds=[3], total_timesteps=384,
+                    extra=EXTRA, out=str(tmp_path / "runs"))
+    expected = run.expected_configuration(run.Run("SimpleDoorKey", "llm4teach:recorded", 3), args)
+    assert {key: expected[key] for key in ("exp_name", "schedule", "distill_from", "greedy_fraction", "lambda_start",
+                                           "lambda_decay", "lambda_floor", "teacher_off_iteration", "planner")} == {
+        "exp_name": "llm4teach", "schedule": "reference", "distill_from": "on-policy", "greedy_fraction": 0.0,
+        "lambda_start": 10.0, "lambda_decay": 0.005, "lambda_floor": 0.1, "teacher_off_iteration": 1500,
+        "planner": "recorded"}
+    assert run.main(args) == 0
+    summary = json.loads((tmp_path / "runs/SimpleDoorKey__llm4teach-recorded__3/summary.json").read_text())
+    assert summary["learning_curve"]["lambda"] == pytest.approx([10.0, 9.995, 9.99])  # 0.005 per update
+    assert report.method_label(summary) == "llm4teach:recorded"
+    assert run.main(args) == 0 and "1 already done, 0 to go" in capsys.readouterr().out
+
+
+@pytest.mark.xdist_group("finished_sweep")
+def test_the_report_rewrites_the_readmes_results_table(tmp_path, finished_sweep):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{report.README_START}\nold table\n{report.README_END}\n\nAfter.\n")
+    report.main(report.Args(runs=[str(finished_sweep)], out=str(tmp_path / "results"), name="R", readme=str(readme)))
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("# Title") and text.endswith("After.\n")
+    assert "| method | SimpleDoorKey |" in text and "Full report: [results/R.md](results/R.md)" in text
+    assert "| `teacher:rules` | 1.00 / 1.00 (2 seeds) |" in text  # greedy IQM / sampled; fewer than 5 seeds said
+    readme.write_text("no block\n")
+    with pytest.raises(SystemExit, match="no results block"):
+        report.main(report.Args(runs=[str(finished_sweep)], out=str(tmp_path / "results"), name="R", readme=str(readme)))

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from helpers import place_agent, put, room_map
 
-from teacher_wrappers import Teacher, TeacherWrapper
-from teacher_wrappers.wrapper import make_teacher_vector_env
+from teacher_wrappers import Teacher, TeacherWrapper, make_teacher_vector_env
 
 SAME_STEP = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 TIMING = ("planner_seconds", "seconds_per_query")  # wall-clock time: never equal between two runs

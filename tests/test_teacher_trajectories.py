@@ -1,4 +1,4 @@
-"""The teacher gives the same suggestions as the teacher recorded in tests/data (before issue 9's speed-ups).
+"""The teacher gives the same suggestions as the teacher recorded in tests/data (before its speed-ups).
 
 The fixture holds memory maps, actions and teacher probabilities of mixed teacher/random
 trajectories on every task with the recorded and the rules planners (see make_teacher_trajectories.py).
@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 import teacher_wrappers
-from teacher_wrappers import TeacherWrapper
-from teacher_wrappers.wrapper import TeacherVectorWrapper
+from teacher_wrappers import TeacherVectorWrapper, TeacherWrapper
 
 FIXTURE = np.load(Path(__file__).parent / "data" / "teacher_trajectories.npz")
 CASES = sorted({tuple(name.split("/")[:3]) for name in FIXTURE.files})

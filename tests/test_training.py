@@ -57,9 +57,19 @@ def test_bad_settings_get_one_line(capsys, changes, message):
     assert message in one_line_exit(capsys, lambda: training.check_args(Args(**changes)))
 
 
-def test_good_settings_pass_and_choices_name_the_valid_ones(capsys):
-    training.check_args(Args(env_id="MiniGrid-Empty-5x5-v0"))
-    training.check_choice("adaptive", ("reference", "adaptive"), "schedule", "schedules")
+@pytest.mark.parametrize("changes", [
+    {}, {"env_id": "MiniGrid-Empty-5x5-v0"}, {"total_timesteps": 128}, {"num_minibatches": 128},
+    {"greedy_fraction": 0.0}, {"student": "lstm", "num_envs": 8},  # at the edges of what is allowed
+])
+def test_good_settings_pass_silently_and_unchanged(capsys, changes):
+    args = Args(**changes)
+    training.check_args(args)  # no SystemExit
+    assert args == Args(**changes) and capsys.readouterr() == ("", "")
+
+
+def test_choices_pass_silently_or_name_the_valid_ones(capsys):
+    training.check_choice("adaptive", ("reference", "adaptive"), "schedule", "schedules")  # no SystemExit
+    assert capsys.readouterr() == ("", "")
     line = one_line_exit(capsys, lambda: training.check_choice("cosine", ("reference", "adaptive"), "schedule",
                                                                "schedules"))
     assert line == "error: unknown schedule 'cosine'; valid schedules: reference, adaptive"

@@ -6,10 +6,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from teacher_wrappers import Teacher, TeacherVectorWrapper, TeacherWorkersVectorEnv, make_teacher_vector_env
+from teacher_wrappers.grouped import GroupedAsyncVectorEnv, make_vector_env
 from teacher_wrappers.planners import RulesPlanner
 from teacher_wrappers.planners.base import Planner
-from teacher_wrappers.vector import GroupedAsyncVectorEnv
-from teacher_wrappers.wrapper import TeacherVectorWrapper, TeacherWorkersVectorEnv, make_teacher_vector_env
+from teacher_wrappers.skills import DONE
 
 SAME_STEP = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 
@@ -76,12 +77,33 @@ class LiveRules(RulesPlanner):
     live = True  # stands in for an LLM: must stay in the main process
 
 
-def test_live_planners_keep_one_batched_teacher_in_the_main_process():
-    envs = make_teacher_vector_env(env_fns("SimpleDoorKey", 2), planner=LiveRules(), asynchronous=True, **SAME_STEP)
+def test_live_planners_keep_one_batched_teacher_in_the_main_process(monkeypatch):
+    built, init = [], Teacher.__init__
+
+    def counted_init(self, *args, **kwargs):
+        built.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Teacher, "__init__", counted_init)
+    planner = LiveRules()
+    envs = make_teacher_vector_env(env_fns("SimpleDoorKey", 2), planner=planner, asynchronous=True, **SAME_STEP)
     try:
         assert isinstance(envs, TeacherVectorWrapper) and isinstance(envs.env, GroupedAsyncVectorEnv)
+        assert built == [envs.teacher] and envs.teacher.planner is planner  # one teacher, built once
+        assert envs.teacher.text_style == "plain" and envs.teacher.idle_action == DONE  # the task's own
         obs, _ = envs.reset(seed=[0, 1])
         assert np.allclose(obs["teacher_probs"].sum(axis=1), 1) and envs.teacher.planner.queries >= 1
+    finally:
+        envs.close()
+
+
+def test_a_vector_wrapper_takes_a_teacher_to_share():
+    teacher = Teacher("rules", text_style="plain")
+    envs = TeacherVectorWrapper(gym.vector.SyncVectorEnv(env_fns("SimpleDoorKey", 2)), planner=teacher)
+    try:
+        assert envs.teacher is teacher
+        envs.reset(seed=[0, 1])
+        assert teacher.stats.steps == 2
     finally:
         envs.close()
 
@@ -108,8 +130,6 @@ def test_ppo_teacher_async_envs_runs_the_teacher_in_the_workers(tmp_path):
 
 
 def test_grouped_workers_step_like_one_sync_vector_env():
-    from teacher_wrappers.vector import GroupedAsyncVectorEnv, make_vector_env
-
     fns = env_fns("LavaDoorKey", 5)
     sync = gym.vector.SyncVectorEnv(fns, **SAME_STEP)
     grouped = make_vector_env(fns, asynchronous=True, workers=2, **SAME_STEP)

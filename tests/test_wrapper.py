@@ -5,10 +5,9 @@ from gymnasium.utils.env_checker import check_env
 from helpers import run_teacher
 
 import teacher_wrappers
-from teacher_wrappers import MemoryMapObservation, TeacherWrapper
+from teacher_wrappers import MemoryMapObservation, TeacherVectorWrapper, TeacherWrapper
 from teacher_wrappers.envs import SimpleDoorKeyEnv
 from teacher_wrappers.planners import RulesPlanner
-from teacher_wrappers.wrapper import TeacherVectorWrapper
 
 
 def test_user_quick_start():

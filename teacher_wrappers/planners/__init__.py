@@ -34,7 +34,10 @@ def __getattr__(name: str):
 
 
 def make_planner(name: str, **kwargs) -> Planner:
-    """Build a planner by name; `task` (a recorded table name) is accepted by every planner."""
+    """Build a planner by name; `task` (a recorded table name) is accepted by every planner. A `fallback`
+    planner named by a string (the recorded planner's, for texts its table lacks) is built here, for the same task."""
+    if isinstance(kwargs.get("fallback"), str):
+        kwargs["fallback"] = make_planner(kwargs["fallback"], task=kwargs.get("task"))
     return planner_class(name)(**kwargs)
 
 

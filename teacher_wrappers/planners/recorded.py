@@ -67,19 +67,17 @@ def _validated(path: Path, task: str, text: str, answers) -> PlanDistribution:
 
 class RecordedPlanner(Planner):
     """Looks each text up in a recorded table; an unseen text gets `explore`, or the answer of the
-    `fallback` planner (a name such as "rules", or a Planner), and is counted in `fallbacks` and in
-    `last_unknown` (the teacher's `unknown_texts`)."""
+    `fallback` planner (a Planner; `make_planner("recorded", fallback="rules")` builds one by name), and is
+    counted in `fallbacks` and in `last_unknown` (the teacher's `unknown_texts`)."""
 
     name = "recorded"
     is_llm = True
 
     def __init__(self, task: str | None = None, table: str | None = None, path: str | Path | None = None,
-                 fallback: Planner | str | None = None):
+                 fallback: Planner | None = None):
         super().__init__()
-        if isinstance(fallback, str):
-            from teacher_wrappers.planners import make_planner  # planners/__init__ imports this module
-
-            fallback = make_planner(fallback, task=task)
+        if fallback is not None and not isinstance(fallback, Planner):
+            raise TypeError(f"fallback must be a Planner, got {fallback!r} (make_planner builds one by name)")
         self.fallback = fallback
         self.path = Path(path) if path else default_table_path()
         tables = load_tables(self.path)

@@ -10,7 +10,7 @@ admissible, how plan steps parse into options, which skills carry them out and w
 
 from __future__ import annotations
 
-from teacher_wrappers.styles.base import TextStyle
+from teacher_wrappers.styles.base import Description, TextStyle
 from teacher_wrappers.styles.paper import PaperStyle
 from teacher_wrappers.styles.suite import SuiteStyle
 
@@ -30,4 +30,4 @@ def get_style(style: str | TextStyle) -> TextStyle:
     return found
 
 
-__all__ = ["STYLES", "PaperStyle", "SuiteStyle", "TextStyle", "get_style"]
+__all__ = ["STYLES", "Description", "PaperStyle", "SuiteStyle", "TextStyle", "get_style"]

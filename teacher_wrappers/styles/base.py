@@ -1,15 +1,25 @@
-"""The text style interface: what differs between the ways a memory map can be put into words."""
+"""The text style interface: what differs between the ways a memory map can be put into words, and the
+`Description` every style's `describe` returns."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from teacher_wrappers.describe import Description
 from teacher_wrappers.mission import Mission
 from teacher_wrappers.plans import BARE_STEPS, PAPER_NAMES, ParsedPlan, parse_plan
 from teacher_wrappers.skills import LEFT, PAPER_SKILLS, MapView
+
+
+@dataclass
+class Description:
+    """What a style's `describe` gives: the planner's text, and where each named object is on the map."""
+
+    text: str
+    objects: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    held: str | None = None
 
 
 class TextStyle:

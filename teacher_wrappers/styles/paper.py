@@ -13,10 +13,10 @@ import re
 import numpy as np
 from minigrid.core.constants import IDX_TO_COLOR, OBJECT_TO_IDX, STATE_TO_IDX
 
-from teacher_wrappers.describe import Description, agent_state
+from teacher_wrappers.memory import agent_state
 from teacher_wrappers.mission import Mission
 from teacher_wrappers.skills import DONE
-from teacher_wrappers.styles.base import TextStyle
+from teacher_wrappers.styles.base import Description, TextStyle
 
 FORMAT_VERSION = "llm4teach-v1"
 PROMPT_VERSION = f"tw-prompt-1/{FORMAT_VERSION}"

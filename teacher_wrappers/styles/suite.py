@@ -26,7 +26,7 @@ from minigrid.core.constants import (
     STATE_TO_IDX,
 )
 
-from teacher_wrappers.describe import Description, agent_state
+from teacher_wrappers.memory import agent_state
 from teacher_wrappers.mission import (
     GO_TO,
     GOAL,
@@ -40,7 +40,7 @@ from teacher_wrappers.mission import (
     mission_of,
 )
 from teacher_wrappers.skills import SUITE_SKILLS, MapView
-from teacher_wrappers.styles.base import TextStyle
+from teacher_wrappers.styles.base import Description, TextStyle
 
 SUITE_FORMAT_VERSION = "tw-suite-v1"
 SUITE_PROMPT_VERSION = f"tw-prompt-suite-1/{SUITE_FORMAT_VERSION}"

@@ -21,35 +21,30 @@ def default_text_style(task_style: str | None, planner: Planner | str) -> str:
     return "plain" if name == "recorded" else SUITE_STYLE
 
 
-def make_teacher(planner: Planner | str, text_style: TextStyle | str, task: str, planner_kwargs: dict | None,
-                 paper_task: bool = False) -> Teacher:
-    """The teacher for a text style; outside the paper's tasks it never idles on `done`."""
-    kwargs = {"task": task, **(planner_kwargs or {})} if isinstance(planner, str) else {}
-    teacher = Teacher(planner, text_style, **kwargs)
-    if not paper_task:
+def task_of(env: gym.Env | gym.vector.VectorEnv) -> tuple[str | None, str]:
+    """(text style, recorded table) of an env's task, read off its class: the paper's tasks name both; plain
+    MiniGrid and BabyAI envs neither, (None, "SimpleDoorKey"). A vector env's come from its first sub-env
+    (across processes, for worker sub-envs)."""
+    if isinstance(env, gym.vector.VectorEnv):
+        try:
+            return env.get_attr("text_style")[0], env.get_attr("recorded_table")[0]
+        except AttributeError:  # plain MiniGrid / BabyAI sub-envs
+            return None, "SimpleDoorKey"
+    base = env.unwrapped
+    return getattr(base, "text_style", None), getattr(base, "recorded_table", "SimpleDoorKey")
+
+
+def make_teacher(planner: Planner | str = "recorded", text_style: TextStyle | str | None = None,
+                 planner_kwargs: dict | None = None, task: tuple[str | None, str] = (None, "SimpleDoorKey")) -> Teacher:
+    """The teacher of a planner (a name, built with `planner_kwargs` for the task's recorded table, or a
+    Planner) and a text style (default: the task's, see `default_text_style`) for a task, `task_of(env)`.
+    Outside the paper's tasks the teacher never idles on `done`."""
+    task_style, table = task
+    kwargs = {"task": table, **(planner_kwargs or {})} if isinstance(planner, str) else {}
+    teacher = Teacher(planner, text_style or default_text_style(task_style, planner), **kwargs)
+    if task_style is None:
         teacher.idle_action = LEFT
     return teacher
-
-
-def teacher_for(env_unwrapped, planner: Planner | str, planner_kwargs: dict | None,
-                text_style: TextStyle | str | None = None) -> Teacher:
-    """The teacher for an env: its task's text style and recorded table, if it is one of the paper's tasks."""
-    task_style = getattr(env_unwrapped, "text_style", None)
-    style = text_style or default_text_style(task_style, planner)
-    return make_teacher(planner, style, getattr(env_unwrapped, "recorded_table", "SimpleDoorKey"), planner_kwargs,
-                        paper_task=task_style is not None)
-
-
-def task_info(env: gym.vector.VectorEnv, text_style: TextStyle | str | None, task: str | None,
-               planner: Planner | str = "recorded") -> tuple[TextStyle | str, str, bool]:
-    """Text style, recorded table and whether the sub-envs are a paper task, read from their class
-    (works across processes)."""
-    try:
-        styles = env.get_attr("text_style")
-        tables = env.get_attr("recorded_table")
-    except AttributeError:  # plain MiniGrid / BabyAI sub-envs
-        styles, tables = [None], ["SimpleDoorKey"]
-    return text_style or default_text_style(styles[0], planner), task or tables[0], styles[0] is not None
 
 
 def with_teacher_space(space: gym.Space, n_actions: int) -> gym.spaces.Dict:

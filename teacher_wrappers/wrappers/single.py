@@ -13,7 +13,7 @@ from teacher_wrappers.mission import Mission, start_mission
 from teacher_wrappers.planners import Planner
 from teacher_wrappers.styles import TextStyle
 from teacher_wrappers.teacher import Teacher
-from teacher_wrappers.wrappers.base import teacher_for, with_teacher_space
+from teacher_wrappers.wrappers.base import make_teacher, task_of, with_teacher_space
 
 
 class TeacherWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -40,7 +40,8 @@ class TeacherWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         base = env.unwrapped
         if not isinstance(base, MiniGridEnv):
             raise TypeError(f"TeacherWrapper needs a MiniGrid environment, got {type(base).__name__}")
-        self.teacher = planner if isinstance(planner, Teacher) else teacher_for(base, planner, planner_kwargs, text_style)
+        self.teacher = planner if isinstance(planner, Teacher) else make_teacher(planner, text_style, planner_kwargs,
+                                                                              task_of(env))
         self._mission = Mission(())
         self.observation_space = with_teacher_space(env.observation_space, int(env.action_space.n))
         try:

@@ -9,17 +9,12 @@ from collections.abc import Callable, Sequence
 import gymnasium as gym
 import numpy as np
 
+from teacher_wrappers.grouped import GroupedAsyncVectorEnv, make_vector_env
 from teacher_wrappers.mission import decode
 from teacher_wrappers.planners import Planner
-from teacher_wrappers.styles import TextStyle, get_style
-from teacher_wrappers.vector import GroupedAsyncVectorEnv, make_vector_env
-from teacher_wrappers.wrappers.base import (
-    check_visits,
-    make_teacher,
-    task_info,
-    teacher_for,
-    with_teacher_space,
-)
+from teacher_wrappers.styles import TextStyle
+from teacher_wrappers.teacher import Teacher
+from teacher_wrappers.wrappers.base import check_visits, make_teacher, task_of, with_teacher_space
 from teacher_wrappers.wrappers.workers import TeacherWorkersVectorEnv
 
 
@@ -28,20 +23,25 @@ class TeacherVectorWrapper(gym.vector.VectorWrapper):
 
     The sub-envs must observe their memory map as obs["image"], as the registered tasks do (wrap a
     plain MiniGrid env in `MemoryMapObservation` first). Works with Sync and Async vector envs.
+    `planner`, `planner_kwargs` and `text_style` as TeacherWrapper's (`planner` may be a Teacher);
+    `task` names the recorded table (default: the sub-envs' task's).
     """
 
-    def __init__(self, env: gym.vector.VectorEnv, planner: Planner | str = "recorded",
+    def __init__(self, env: gym.vector.VectorEnv, planner: Planner | Teacher | str = "recorded",
                  planner_kwargs: dict | None = None, text_style: TextStyle | str | None = None, task: str | None = None):
         super().__init__(env)
         single = env.single_observation_space
         if not isinstance(single, gym.spaces.Dict) or "image" not in single.spaces:
             raise TypeError("TeacherVectorWrapper needs sub-envs observing {'image': memory map}; "
                             "wrap plain MiniGrid envs in teacher_wrappers.MemoryMapObservation")
-        style, table, paper_task = task_info(env, text_style, task, planner)
-        if get_style(style).uses_mission and "mission" not in single.spaces:
-            raise TypeError(f"the {get_style(style).name!r} text style needs the mission: sub-envs must observe "
+        if isinstance(planner, Teacher):
+            self.teacher = planner
+        else:
+            task_style, table = task_of(env)
+            self.teacher = make_teacher(planner, text_style, planner_kwargs, (task_style, task or table))
+        if self.teacher.style.uses_mission and "mission" not in single.spaces:
+            raise TypeError(f"the {self.teacher.style.name!r} text style needs the mission: sub-envs must observe "
                             "obs['mission'] (wrap plain MiniGrid envs in teacher_wrappers.MemoryMapObservation)")
-        self.teacher = make_teacher(planner, style, table, planner_kwargs, paper_task)
         n_actions = int(env.single_action_space.n)
         self.single_observation_space = with_teacher_space(single, n_actions)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
@@ -110,7 +110,7 @@ def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: P
     Otherwise one teacher in this process answers all sub-envs with one batched planner call per
     step (TeacherVectorWrapper), so an LLM sees batches and its answers are asked for once.
     Asynchronous sub-envs are spread over `workers` processes (default: one per usable core; see
-    teacher_wrappers.vector.make_vector_env). `text_style` as TeacherWrapper's (default: the task's).
+    teacher_wrappers.grouped.make_vector_env). `text_style` as TeacherWrapper's (default: the task's).
     `vector_kwargs` go to the vector env (e.g. autoreset_mode).
     """
     if not asynchronous:
@@ -118,14 +118,13 @@ def make_teacher_vector_env(env_fns: Sequence[Callable[[], gym.Env]], planner: P
                                     planner_kwargs=planner_kwargs, text_style=text_style)
     probe = env_fns[0]()  # the task's text style and recorded table, for the teacher here
     try:
-        teacher = teacher_for(probe.unwrapped, planner, planner_kwargs, text_style)
+        task = task_of(probe)
     finally:
         probe.close()
+    teacher = make_teacher(planner, text_style, planner_kwargs, task)
     if teacher.planner.live:  # an LLM: one batched query per step, here
-        return TeacherVectorWrapper(make_vector_env(env_fns, True, workers, **vector_kwargs), planner=teacher.planner,
-                                    text_style=text_style)
-    planner_arg = planner if isinstance(planner, str) else teacher.planner
-    wrap = functools.partial(TeacherVectorWrapper, planner=planner_arg, planner_kwargs=planner_kwargs,
+        return TeacherVectorWrapper(make_vector_env(env_fns, True, workers, **vector_kwargs), planner=teacher)
+    wrap = functools.partial(TeacherVectorWrapper, planner=planner, planner_kwargs=planner_kwargs,
                              text_style=text_style)
     return TeacherWorkersVectorEnv(GroupedAsyncVectorEnv(env_fns, workers=workers, wrap_group=wrap, **vector_kwargs),
                                    teacher)

@@ -6,8 +6,8 @@ from dataclasses import asdict
 
 import gymnasium as gym
 
+from teacher_wrappers.grouped import GroupedAsyncVectorEnv
 from teacher_wrappers.teacher import Teacher, TeacherStats
-from teacher_wrappers.vector import GroupedAsyncVectorEnv
 from teacher_wrappers.wrappers.base import check_visits
 
 

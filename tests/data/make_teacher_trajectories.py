@@ -2,7 +2,7 @@
 
     python tests/data/make_teacher_trajectories.py
 
-Recorded with the teacher of main at 34b53d2, before the teacher was made cheaper (issue 9); the
+Recorded with the teacher of commit 34b53d2, before the teacher was made cheaper (memos, fast paths); the
 test `tests/test_teacher_trajectories.py` checks that the current teacher gives the same
 probabilities on the same maps. Only rerun it on purpose, when the teacher's behaviour changes.
 Actions mix the teacher's suggestion (so episodes reach keys, doors, loops) with random ones (so

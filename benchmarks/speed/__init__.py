@@ -1,0 +1,1 @@
+"""The wrapper-overhead suite (pytest-benchmark) and its report, benchmarks/results/speed.md."""
