@@ -29,7 +29,9 @@ RESULTS = Path(__file__).parent / "results"
 RANDOM = "random"  # not a teacher: uniformly random actions, the floor every teacher must beat
 
 # Standard MiniGrid and BabyAI envs the suite teacher is held to: single- and multi-room missions of every
-# type (reach the goal, go to, pick up, open, put next to, sequences, locations), KeyCorridor in all its sizes.
+# type (reach the goal, go to, pick up, open, put next to, sequences, locations), KeyCorridor in all its sizes,
+# and the neighbours of what it solves: ObstructedMaze (a key hidden in a box, a ball blocking the door) and
+# BabyAI's unlocking levels (distractors, a blocked door, a key behind another locked door).
 SUITE_ENVS = (
     "MiniGrid-Empty-8x8-v0", "MiniGrid-FourRooms-v0", "MiniGrid-DoorKey-5x5-v0", "MiniGrid-DoorKey-16x16-v0",
     "MiniGrid-Unlock-v0", "MiniGrid-UnlockPickup-v0", "MiniGrid-BlockedUnlockPickup-v0",
@@ -39,6 +41,9 @@ SUITE_ENVS = (
     "MiniGrid-LavaCrossingS9N1-v0", "MiniGrid-LavaGapS7-v0", "MiniGrid-GoToDoor-5x5-v0", "MiniGrid-Fetch-5x5-N2-v0",
     "MiniGrid-PutNear-6x6-N2-v0", "MiniGrid-RedBlueDoors-6x6-v0", "BabyAI-GoToRedBallGrey-v0", "BabyAI-GoToObj-v0",
     "BabyAI-OpenDoor-v0", "BabyAI-UnlockLocal-v0", "BabyAI-KeyInBox-v0", "BabyAI-PickupLoc-v0",
+    "MiniGrid-ObstructedMaze-1Dl-v0", "MiniGrid-ObstructedMaze-1Dlh-v0", "MiniGrid-ObstructedMaze-1Dlhb-v0",
+    "MiniGrid-ObstructedMaze-2Dl-v0", "MiniGrid-ObstructedMaze-2Dlh-v0", "BabyAI-UnlockPickup-v0",
+    "BabyAI-UnlockLocalDist-v0", "BabyAI-BlockedUnlockPickup-v0", "BabyAI-UnlockToUnlock-v0",
 )
 # The recorded LLM teacher on a plain MiniGrid env: its table lacks the texts after the door opens.
 RECORDED_ENV = "MiniGrid-DoorKey-8x8-v0"

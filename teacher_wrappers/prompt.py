@@ -26,13 +26,6 @@ def chat_messages(description: str, style: TextStyle | str = DEFAULT_STYLE) -> l
     ]
 
 
-def completion_prompt(description: str, style: TextStyle | str = DEFAULT_STYLE) -> str:
-    """The same prompt as plain text, for servers scored through the completions endpoint."""
-    messages = chat_messages(description, style)
-    system, example_user, example_answer, user = (m["content"] for m in messages)
-    return f"{system}\n\n{example_user}\n{example_answer}\n\n{user}\nPlan:"
-
-
 _PLAN_LINE = re.compile(r"plan\s*:\s*(.+)", re.IGNORECASE)
 
 

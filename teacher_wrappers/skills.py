@@ -347,7 +347,8 @@ def drop(view: MapView, targets: set[Cell]) -> int | None:
 
 
 def drop_aside(view: MapView, targets: set[Cell]) -> int | None:
-    """Drop the held object on a free cell that is not next to a door (where it would block the way).
+    """Drop the held object on a free cell that is not next to a door (where it would block the way), and
+    never where it would shut the agent in (a corner whose other side is blocked).
 
     Walks to the nearest such cell; where none is reachable, to the nearest free cell (a corridor of
     doors: better next to a door than never dropped), and only then drops where it stands.
@@ -358,11 +359,24 @@ def drop_aside(view: MapView, targets: set[Cell]) -> int | None:
     good = {cell for cell in free if not view.next_to_door(cell)}
     for cells in (good, free):
         if view.front in cells:
-            return DROP
+            if _leaves_a_way(view, view.front):
+                return DROP
+            cells = cells - {view.front}
         action = view.navigate(cells)
         if action is not None:
             return action
     return DROP
+
+
+def _leaves_a_way(view: MapView, cell: Cell) -> bool:
+    """Whether the agent can still step somewhere once an object stands on `cell` (a corridor is split, but
+    the agent is not shut in: the plan's next steps may need it elsewhere)."""
+    walkable = view.walkable
+    for dx, dy in _DIRS:
+        other = (view.agent[0] + dx, view.agent[1] + dy)
+        if other != cell and 0 <= other[0] < view.width and 0 <= other[1] < view.height and walkable[other]:
+            return True
+    return False
 
 
 def open_door(view: MapView, targets: set[Cell]) -> int | None:

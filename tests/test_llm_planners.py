@@ -1,19 +1,24 @@
+import math
 import multiprocessing
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
 import pytest
 from helpers import run_teacher
-from llm_fixtures import FakeServer, build_tiny_model
+from llm_fixtures import FakeServer, build_tiny_model, fake_tokenize, fake_true_logprobs
 
 from teacher_wrappers import TeacherWrapper
 from teacher_wrappers.cache import AnswerCache
 from teacher_wrappers.planners import RecordedPlanner, make_planner
 from teacher_wrappers.planners.llm import PlannerError
 from teacher_wrappers.planners.openai import OpenAIPlanner
+from teacher_wrappers.planners.scoring import SCORER_VERSION
+from teacher_wrappers.prompt import chat_messages
+from teacher_wrappers.styles import get_style
 
 pytestmark = pytest.mark.xdist_group("llm")  # the LLM tests share a worker: fixtures made, transformers imported once
 
@@ -152,14 +157,175 @@ def test_openai_unknown_model_fails_at_construction(server):
         OpenAIPlanner(base_url=server.url, model="gpt-17", cache=False)
 
 
-def test_openai_score_mode_uses_prompt_logprobs_or_falls_back_to_sampling(server):
+# -- score mode: one definition, checked servers ----------------------------------------------------
+
+KEY_TEXT = "Agent sees <key>, <door>, holds <nothing>."
+
+
+def _answered(tokenizer, text, style, plan):
+    """The answered conversation as the tiny model's chat template renders it, and where the plan starts."""
+    messages = [*chat_messages(text, style), {"role": "assistant", "content": f"Plan: {plan}"}]
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+    return rendered, rendered.rindex(f"Plan: {plan}") + len("Plan:")
+
+
+def _fake_server_answer(tokenizer, text, style_name="plain"):
+    """Score mode on the fake server's model, computed here: the log-probabilities of the tokens of ' <plan>'
+    and of the [EOS] after it, softmaxed over the admissible plans."""
+    style = get_style(style_name)
+    plans, scores = style.admissible_plans(text), []
+    for plan in plans:
+        rendered, start = _answered(tokenizer, text, style, plan)
+        pieces = fake_tokenize(rendered)
+        values = fake_true_logprobs(pieces)
+        offsets = [sum(map(len, pieces[:i])) for i in range(len(pieces))]
+        picked = [i for i, offset in enumerate(offsets) if start <= offset < start + 1 + len(plan)]
+        assert pieces[picked[-1] + 1] == "[EOS]"
+        scores.append(sum(values[i] for i in [*picked, picked[-1] + 1]))
+    weights = [math.exp(score - max(scores)) for score in scores]
+    return [(plan, weight / sum(weights)) for plan, weight in zip(plans, weights)]
+
+
+def _close(answer, expected):
+    return [plan for plan, _ in answer] == [plan for plan, _ in expected] and \
+        all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) for (_, a), (_, b) in zip(answer, expected))
+
+
+def test_hf_batched_scores_equal_unbatched_forward_passes(tiny_model):
+    import torch
+
+    planner = make_planner("hf", model=tiny_model, mode="score", cache=False)
+    style, text = get_style("colored"), "Agent sees <color1 key>, <color2 door>, holds <color2 key>."
+    [answer] = planner.plan([text], style)
+    plans = style.admissible_plans(text)
+    assert [plan for plan, _ in answer] == plans and len({len(plan) for plan in plans}) == 3  # rows padded
+    tokenizer, scores = planner.tokenizer, []
+    for plan in plans:  # one plan at a time, no padding: the prompt's tokens, then the plan's and [EOS]
+        rendered, start = _answered(tokenizer, text, style, plan)
+        prompt = tokenizer(rendered[:start], add_special_tokens=False)["input_ids"]
+        scored = tokenizer(f" {plan}[EOS]", add_special_tokens=False)["input_ids"]
+        ids = tokenizer(rendered, add_special_tokens=False)["input_ids"][: len(prompt) + len(scored)]
+        assert ids == prompt + scored and scored[-1] == tokenizer.eos_token_id
+        with torch.no_grad():
+            log_probs = torch.log_softmax(planner.network(torch.tensor([ids])).logits[0].float(), dim=-1)
+        scores.append(sum(float(log_probs[p - 1, ids[p]]) for p in range(len(prompt), len(ids))))
+    for (_, prob), score in zip(answer, scores):
+        assert math.log(prob) - math.log(answer[0][1]) == pytest.approx(score - scores[0], abs=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["good", "shifted_echo"])
+def test_openai_score_mode_computes_the_definition_and_corrects_a_shifted_echo(server, tiny_model, mode, tmp_path):
+    server.mode = mode
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        planner = OpenAIPlanner(base_url=server.url, model="fake-model", mode="score", tokenizer=tiny_model,
+                                cache=tmp_path / "a.sqlite")
+    corrections = [str(w.message) for w in caught if "corrects for it" in str(w.message)]
+    assert len(corrections) == (mode == "shifted_echo")
+    assert planner.score_route == ("client-template", -1 if mode == "shifted_echo" else 0)
+    [answer] = planner.plan([KEY_TEXT])
+    assert _close(answer, _fake_server_answer(planner.tokenizer, KEY_TEXT))
+    [row] = AnswerCache(tmp_path / "a.sqlite").rows()  # recorded: scored, by which scorer, which way
+    assert row["settings"] == f'{{"mode": "score", "scorer": "{SCORER_VERSION}", "via": "client-template"}}'
+
+
+def test_openai_score_mode_through_server_side_chat_templates(server, tiny_model):
+    server.chat_prompt_logprobs = True  # vLLM's chat completions with prompt_logprobs
     planner = OpenAIPlanner(base_url=server.url, model="fake-model", mode="score", cache=False)
-    [answer] = planner.plan(["Agent sees <key>, <door>, holds <nothing>."])
-    probs = dict(answer)
-    assert max(probs, key=probs.get) == "go to <key>, pick up <key>" and _is_distribution(answer)
-    server.mode = "no_logprobs"
-    [answer] = planner.plan(["Agent sees <key>, holds <nothing>."])
-    assert planner.mode == "sample" and answer == [("go to <key>, pick up <key>", 1.0)]
+    assert planner.score_route == ("server-template", 0) and planner.tokenizer is None
+    [answer] = planner.plan([KEY_TEXT])
+    client = make_planner("hf", model=tiny_model, cache=False).tokenizer  # the same template, rendered here
+    assert _close(answer, _fake_server_answer(client, KEY_TEXT))
+
+
+def test_openai_refuses_an_echo_it_cannot_correct(server, tiny_model):
+    server.mode = "misaligned_echo"  # llama-cpp-python's echo of a prompt without a BOS token
+    with pytest.raises(PlannerError) as error:
+        OpenAIPlanner(base_url=server.url, model="fake-model", mode="score", tokenizer=tiny_model, cache=False)
+    message = str(error.value)
+    assert "\n" not in message and server.url in message and "echoed prompt log-probabilities do not match" in message
+    assert "mode='sample'" in message
+
+
+def test_openai_score_mode_never_skips_a_token_without_a_value(server, tiny_model):
+    planner = OpenAIPlanner(base_url=server.url, model="fake-model", mode="score", tokenizer=tiny_model, cache=False)
+    server.mode = "null_logprob"  # the " up" of "pick up" has no logprob
+    with pytest.raises(PlannerError, match="cannot score .*has no log-probability"):
+        planner.plan([KEY_TEXT])
+
+
+@pytest.mark.parametrize("mode,why", [("no_logprobs", "no logprobs"), ("no_echo", "echo is not supported")])
+def test_openai_samples_where_the_server_cannot_score_and_not_in_later_runs(server, tiny_model, mode, why):
+    server.mode = mode
+    with pytest.warns(UserWarning, match=f"cannot score plans .*{why}"):
+        planner = OpenAIPlanner(base_url=server.url, model="fake-model", mode="score", tokenizer=tiny_model,
+                                cache=False)
+    assert planner.plan([KEY_TEXT]) == [[("go to <key>, pick up <key>", 1.0)]] and planner.mode == "sample"
+    state = planner.state_dict()
+    assert "mode" not in state  # the switch stays in this run
+    server.mode = "good"  # a later run, the server fixed: it scores again
+    later = OpenAIPlanner(base_url=server.url, model="fake-model", mode="score", tokenizer=tiny_model, cache=False)
+    later.load_state_dict(state | {"mode": "sample"})  # an older state's mode is ignored too
+    assert later.mode == "score" and _close(later.plan([KEY_TEXT])[0], _fake_server_answer(later.tokenizer, KEY_TEXT))
+
+
+def test_openai_too_long_prompt_is_an_error_not_a_switch_to_sampling(server, tiny_model):
+    planner = OpenAIPlanner(base_url=server.url, model="fake-model", mode="score", tokenizer=tiny_model, cache=False)
+    server.mode = "too_long"
+    with pytest.raises(PlannerError, match="longer than the server's context .*maximum context length") as error:
+        planner.plan([KEY_TEXT])
+    assert "\n" not in str(error.value) and planner.mode == "score"
+
+
+def test_openai_answers_are_cached_under_the_settings_they_were_made_with(server, tiny_model, tmp_path):
+    planner = OpenAIPlanner(base_url=server.url, model="fake-model", mode="score", tokenizer=tiny_model, n=2,
+                            concurrency=1, cache=tmp_path / "a.sqlite")
+    second = "Agent sees <door>, holds <key>."
+    server.unsupported_after = server.scoring_requests + len(get_style("plain").admissible_plans(KEY_TEXT))
+    with pytest.warns(UserWarning, match="cannot score plans .*HTTP 501"):
+        answers = planner.plan([KEY_TEXT, second])  # the first scored, then the server stops scoring
+    assert _close(answers[0], _fake_server_answer(planner.tokenizer, KEY_TEXT))
+    assert answers[1] == [("go to <key>, pick up <key>", 1.0)]  # sampled
+    settings = {row["prompt"]: row["settings"] for row in AnswerCache(tmp_path / "a.sqlite").rows()}
+    assert '"mode": "score"' in settings[KEY_TEXT] and settings[second] == \
+        '{"max_new_tokens": 40, "mode": "sample", "n": 2, "seed": 0, "temperature": 1.0}'
+
+
+def test_old_score_mode_answers_are_not_replayed_sample_mode_answers_are(server, tiny_model, tmp_path):
+    cache = AnswerCache(tmp_path / "a.sqlite")
+    version = get_style("plain").prompt_version
+    cache.put("openai", "fake-model", version, KEY_TEXT, {"mode": "score"}, [("explore", 1.0)])  # the old key
+    sample_settings = {"mode": "sample", "n": 10, "temperature": 1.0, "max_new_tokens": 40, "seed": 0}
+    cache.put("openai", "fake-model", version, KEY_TEXT, sample_settings, [("go to <door>, open <door>", 1.0)])
+    scorer = OpenAIPlanner(base_url=server.url, model="fake-model", mode="score", tokenizer=tiny_model, cache=cache)
+    assert _close(scorer.plan([KEY_TEXT])[0], _fake_server_answer(scorer.tokenizer, KEY_TEXT))
+    assert scorer.cache_hits == 0 and scorer.queries == 1
+    sampler = OpenAIPlanner(base_url=server.url, model="fake-model", cache=cache)
+    assert sampler.plan([KEY_TEXT]) == [[("go to <door>, open <door>", 1.0)]] and sampler.cache_hits == 1
+
+
+# -- sample mode on servers that ignore n -----------------------------------------------------------
+
+@pytest.mark.parametrize("mode,requests", [("ignores_n", 10), ("capped_n", 3)])
+def test_openai_sample_mode_asks_again_with_distinct_seeds(server, mode, requests):
+    server.mode = mode
+    planner = OpenAIPlanner(base_url=server.url, model="fake-model", n=10, seed=5, cache=False)
+    with pytest.warns(UserWarning, match="returned (1|4) of the 10 answers asked for"):
+        [answer] = planner.plan([KEY_TEXT])
+    sent = server.sample_requests()
+    assert len(sent) == requests and len({r["seed"] for r in sent}) == requests and sent[0]["seed"] == 5
+    assert sum(r["n"] for r in sent) == sum(range(10, 0, -1)) if mode == "ignores_n" else [r["n"] for r in sent] == [10, 6, 2]
+    assert not planner.n_honoured and abs(sum(p for _, p in answer) - 1) < 1e-9
+    if mode == "ignores_n":  # the seed picks the fake's answer: distinct seeds, distinct answers
+        assert len(answer) > 1
+
+
+def test_openai_empty_choices_is_an_error(server):
+    server.mode = "empty_choices"
+    planner = OpenAIPlanner(base_url=server.url, model="fake-model", n=3, cache=False)
+    with pytest.raises(PlannerError, match="chat reply with no choices") as error:
+        planner.plan([KEY_TEXT])
+    assert "\n" not in str(error.value) and len(server.requests) == 1
 
 
 # -- the answer cache -------------------------------------------------------------------------------

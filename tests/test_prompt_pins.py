@@ -12,7 +12,7 @@ from pathlib import Path
 
 from teacher_wrappers.cache import AnswerCache
 from teacher_wrappers.planners.llm import LLMPlanner
-from teacher_wrappers.prompt import chat_messages, completion_prompt
+from teacher_wrappers.prompt import chat_messages
 from teacher_wrappers.styles import get_style
 
 EXPECTED = Path(__file__).parent / "data" / "prompts.json"
@@ -48,7 +48,7 @@ class EchoLLM(LLMPlanner):
     backend = "pinned"
 
     def _answer(self, texts, style):
-        return [[("explore", 1.0)] for _ in texts]
+        return [([("explore", 1.0)], self.settings()) for _ in texts]
 
 
 def pinned(style: str, text: str, cache_dir: Path) -> dict:
@@ -61,7 +61,7 @@ def pinned(style: str, text: str, cache_dir: Path) -> dict:
         keys.append([row[column] for column in ("backend", "model", "prompt_format", "prompt", "settings")])
         cache.path.unlink()
     return {"style": style, "text": text, "chat_messages": chat_messages(text, style),
-            "completion_prompt": completion_prompt(text, style), "admissible_plans": get_style(style).admissible_plans(text),
+            "admissible_plans": get_style(style).admissible_plans(text),
             "cache_keys": keys}
 
 

@@ -11,6 +11,7 @@ from teacher_wrappers.skills import (
     TOGGLE,
     MapView,
     drop,
+    drop_aside,
     explore,
     go_to,
     open_door,
@@ -123,6 +124,16 @@ def test_drop_avoids_the_doorway_and_is_done_when_not_holding():
     assert drop(MapView(memory), {(4, 3)}) == DROP
     place_agent(memory, (4, 3), SOUTH)
     assert drop(MapView(memory), {(1, 1)}) is None
+
+
+def test_drop_aside_never_walls_the_agent_in():
+    # the agent in a corner, a box to its east, facing north: a key dropped there would shut it in
+    memory = room_map(7, 7)
+    put(memory, (2, 5), "box", "blue")
+    place_agent(memory, (1, 5), NORTH, carrying=("key", "red"))
+    assert drop_aside(MapView(memory), {(1, 5)}) not in (DROP, None)  # it walks on to drop elsewhere
+    place_agent(memory, (1, 4), NORTH, carrying=("key", "red"))  # one cell up, the way south stays open
+    assert drop_aside(MapView(memory), {(1, 4)}) == DROP
 
 
 @pytest.mark.parametrize("skill", [go_to, pick_up, open_door])

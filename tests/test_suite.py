@@ -124,6 +124,9 @@ def test_a_held_key_is_dropped_even_where_every_free_cell_is_next_to_a_door():
      "holds <nothing>.", "go to <grey ball in the way>, pick up <grey ball in the way>"),
     ("Mission: pick up the red box. Agent sees <yellow key>, <locked yellow door>, holds <grey ball>.",
      "drop <grey ball>"),
+    # the same with the key in hand: put it down to move the ball (the next texts fetch the key again)
+    ("Mission: open the door. Agent sees <yellow ball in the way>, <locked grey door>, holds <grey key>.",
+     "drop <grey key>, go to <yellow ball in the way>, pick up <yellow ball in the way>"),
     # the key may be in a box
     ("Mission: open the door. Agent sees <green box>, <locked red door>, holds <nothing>.",
      "go to <green box>, open <green box>"),

@@ -7,9 +7,9 @@ a safetensors folder under the cache directory, so later loads take about a seco
 Two modes:
 - `sample`: n answers per prompt at a temperature, parsed into a plan distribution (the reference
   sampled 10 answers per state);
-- `score`: the log-likelihood of each admissible plan (the text style's admissible_plans) as the answer to the
-  prompt, in one batched forward pass that keeps logits for continuation positions only; the plan
-  distribution is their softmax.
+- `score`: each admissible plan's score as teacher_wrappers.planners.scoring defines it (its tokens and the
+  end-of-answer token after the chat-templated prompt), in one batched forward pass per text that keeps
+  logits for the scored positions only; the plan distribution is their softmax.
 """
 
 from __future__ import annotations
@@ -23,7 +23,17 @@ from pathlib import Path
 import torch
 
 from teacher_wrappers.planners.base import PlanDistribution
-from teacher_wrappers.planners.llm import LLMPlanner, distribution_from_samples
+from teacher_wrappers.planners.llm import (
+    LLMPlanner,
+    PlannerError,
+    distribution_from_samples,
+)
+from teacher_wrappers.planners.scoring import (
+    ScoringError,
+    answered_conversation,
+    scored_indices,
+    softmax,
+)
 from teacher_wrappers.prompt import chat_messages
 from teacher_wrappers.styles import TextStyle
 
@@ -81,6 +91,37 @@ def load_model(model: str):
     return tokenizer, network.eval()
 
 
+def load_tokenizer(model: str):
+    """The tokenizer of a model argument (as `load_model` takes it), without loading the weights."""
+    source, gguf_file = resolve_model(model)
+    from transformers import AutoTokenizer
+
+    try:
+        if gguf_file is None:
+            return AutoTokenizer.from_pretrained(source, local_files_only=True)
+        folder = converted_dir() / Path(gguf_file).stem
+        if (folder / "config.json").exists():
+            return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        return AutoTokenizer.from_pretrained(source, gguf_file=gguf_file, local_files_only=True)
+    except OSError as error:
+        raise FileNotFoundError(f"cannot load the tokenizer of {model!r} from {source} without downloading: "
+                                f"{error}") from error
+
+
+def scoring_rows(tokenizer, text: str, style: TextStyle, plans: list[str]) -> list[tuple[list[int], list[int]]]:
+    """For each plan: the token ids of the answered conversation up to its end-of-answer token, and the
+    indices of the scored tokens in them (scoring.scored_indices)."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("score mode needs a fast tokenizer (it reads each token's character span)")
+    rows = []
+    for plan in plans:
+        rendered = tokenizer.apply_chat_template(answered_conversation(text, style, plan), tokenize=False)
+        encoded = tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
+        indices = scored_indices(rendered, encoded["offset_mapping"], plan)
+        rows.append((list(encoded["input_ids"][: indices[-1] + 1]), indices))
+    return rows
+
+
 def _convert_gguf(folder: str | Path, gguf_file: str, out: Path) -> None:
     """Dequantise a GGUF checkpoint into a plain safetensors folder (transformers will not save a
     GGUF-loaded model directly: it is flagged as quantised)."""
@@ -124,11 +165,11 @@ class HFPlanner(LLMPlanner):
         return list(self.tokenizer.apply_chat_template(chat_messages(text, style), add_generation_prompt=True,
                                                        tokenize=True, return_dict=True)["input_ids"])
 
-    def _answer(self, texts: list[str], style: TextStyle) -> list[PlanDistribution]:
+    def _answer(self, texts: list[str], style: TextStyle) -> list[tuple[PlanDistribution, dict]]:
         start = time.perf_counter()
         answers = self._sample(texts, style) if self.mode == "sample" else [self._score(text, style) for text in texts]
         self.live_seconds += time.perf_counter() - start
-        return answers
+        return [(answer, self.settings()) for answer in answers]
 
     def _batch(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(row) for row in rows)
@@ -152,21 +193,23 @@ class HFPlanner(LLMPlanner):
 
     @torch.inference_mode()
     def _score(self, text: str, style: TextStyle) -> PlanDistribution:
-        prompt = self._prompt_ids(text, style) + self.tokenizer.encode("Plan:", add_special_tokens=False)
         plans = style.admissible_plans(text)
-        continuations = [self.tokenizer.encode(" " + plan, add_special_tokens=False) for plan in plans]
-        ids, mask = self._batch([prompt + continuation for continuation in continuations])
-        keep = max(len(continuation) for continuation in continuations) + 1
+        try:
+            rows = scoring_rows(self.tokenizer, text, style, plans)
+        except ScoringError as error:
+            raise PlannerError(f"hf planner, model {self.model!r}: cannot score {text!r}: {error}") from error
+        ids, mask = self._batch([row for row, _ in rows])
+        # every row ends with its last scored token (left padding): keep the logits that predict them
+        keep = max(len(row) - indices[0] for row, indices in rows) + 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = self.network(input_ids=ids, attention_mask=mask, position_ids=positions,
-                              logits_to_keep=keep).logits  # (plans, keep, vocab): continuations only
+                              logits_to_keep=keep).logits  # (plans, keep, vocab): scored positions only
         self.charge(1, int(mask.sum()))
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         scores = []
-        for row, continuation in enumerate(continuations):
-            length = len(continuation)
-            predicted = log_probs[row, keep - length - 1: keep - 1]  # position t predicts token t + 1
-            targets = torch.tensor(continuation, device=self.device)
-            scores.append(predicted.gather(1, targets[:, None]).sum())
-        probs = torch.softmax(torch.stack(scores), dim=0).tolist()
-        return list(zip(plans, probs))
+        for number, (row, indices) in enumerate(rows):
+            # token p of the row is predicted at kept position p - 1 - len(row) + keep
+            predicted = torch.tensor([index - 1 - len(row) + keep for index in indices], device=self.device)
+            targets = torch.tensor([row[index] for index in indices], device=self.device)
+            scores.append(float(log_probs[number, predicted, targets].sum()))
+        return softmax(plans, scores)

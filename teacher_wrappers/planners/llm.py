@@ -9,6 +9,7 @@ from pathlib import Path
 
 from teacher_wrappers.cache import AnswerCache
 from teacher_wrappers.planners.base import PlanDistribution, Planner
+from teacher_wrappers.planners.scoring import SCORER_VERSION
 from teacher_wrappers.prompt import extract_plan
 from teacher_wrappers.styles import TextStyle, get_style
 
@@ -26,7 +27,9 @@ def distribution_from_samples(answers: Sequence[str]) -> PlanDistribution:
 
 
 class LLMPlanner(Planner):
-    """An LLM behind a persistent answer cache. Subclasses implement `_answer` for the cache's misses."""
+    """An LLM behind a persistent answer cache. Subclasses implement `_answer` for the cache's misses: each
+    answer comes with the settings it was made with (a planner may have to sample where it was asked to
+    score), and is cached under them."""
 
     is_llm = True
     live = True
@@ -62,21 +65,32 @@ class LLMPlanner(Planner):
                 "llm_completion_tokens": self.completion_tokens, "llm_seconds": self.live_seconds}
 
     def settings(self) -> dict:
-        """Everything besides the prompt that changes the answer (never secrets)."""
-        if self.mode == "score":
-            return {"mode": "score"}
+        """Everything besides the prompt that changes the answer (never secrets): the mode's settings."""
+        return self.score_settings() if self.mode == "score" else self.sample_settings()
+
+    def score_settings(self) -> dict:
+        """Score mode: the scorer's version (teacher_wrappers.planners.scoring) and how the backend computed
+        the scores (`score_via`)."""
+        return {"mode": "score", "scorer": SCORER_VERSION, "via": self.score_via()}
+
+    def sample_settings(self) -> dict:
         return {"mode": "sample", "n": self.n, "temperature": self.temperature,
                 "max_new_tokens": self.max_new_tokens, "seed": self.seed}
 
+    def score_via(self) -> str:
+        """Where the scores come from: a local model's forward pass."""
+        return "local"
+
     def state_dict(self) -> dict:
-        # the mode too: a server that cannot score makes the planner sample from then on
-        return {**super().state_dict(), "mode": self.mode, "cache_hits": self.cache_hits,
+        # not the mode: a planner that had to sample because its server cannot score is asked to score again
+        # in a later run (the server may have been fixed), as it was built to
+        return {**super().state_dict(), "cache_hits": self.cache_hits,
                 "live_seconds": self.live_seconds, "requests": self.requests, "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens}
 
     def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.mode, self.cache_hits, self.live_seconds = state["mode"], state["cache_hits"], state["live_seconds"]
+        super().load_state_dict(state)  # an older state's "mode" is ignored (see state_dict)
+        self.cache_hits, self.live_seconds = state["cache_hits"], state["live_seconds"]
         self.requests, self.prompt_tokens = state.get("requests", 0), state.get("prompt_tokens", 0)
         self.completion_tokens = state.get("completion_tokens", 0)
 
@@ -92,12 +106,13 @@ class LLMPlanner(Planner):
         misses = [text for text in dict.fromkeys(texts) if text not in answers]
         self.last_misses = set(misses)
         if misses:
-            for text, answer in zip(misses, self._answer(misses, style)):
+            for text, (answer, settings) in zip(misses, self._answer(misses, style)):
                 answers[text] = answer
                 if self.cache:
-                    self.cache.put(self.backend, self.model, style.prompt_version, text, self.settings(), answer)
+                    self.cache.put(self.backend, self.model, style.prompt_version, text, settings, answer)
             self.queries += len(misses)
         return [answers[text] for text in texts]
 
-    def _answer(self, texts: list[str], style: TextStyle) -> list[PlanDistribution]:
+    def _answer(self, texts: list[str], style: TextStyle) -> list[tuple[PlanDistribution, dict]]:
+        """(answer, the settings it was made with) for each text."""
         raise NotImplementedError

@@ -222,7 +222,9 @@ def _blockers(state: _State, keep: set[str] = frozenset()) -> list[str]:
 def _unlock(state: _State, door: str, color: str | None) -> str:
     """Open a locked door: its key in hand, or fetched, or looked for in boxes, or explored for."""
     if state.held_parts is not None and state.held_parts.type == "key" and state.held_parts.color == color:
-        return f"go to <{door}>, open <{door}>"
+        blockers = _blockers(state)
+        # an object in front of a door: put the key down, move the object (the next texts fetch the key again)
+        return _move(state, blockers[0]) if blockers else f"go to <{door}>, open <{door}>"
     keys = [name for name, obj in state.seen if obj.type == "key" and obj.color == color]
     if keys:
         blockers = _blockers(state, set(keys))

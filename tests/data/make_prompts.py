@@ -2,8 +2,11 @@
 
     python tests/data/make_prompts.py
 
-Written with the teacher of main at 983a15b. Only rerun it on purpose, when the prompts change (and
-their version with them: users' caches hold answers to the old ones).
+Written with the teacher of main at 983a15b; rewritten on purpose when score mode got one definition for
+every backend (its cache key names the scorer version and how the scores were computed, so answers of the
+old scorer are not replayed; the prompts and the sample-mode keys did not change; the completions-endpoint
+prompt, no longer used, is no longer pinned). Only rerun it on purpose, when the prompts or the keys change
+(and the prompt version or the scorer version with them: users' caches hold answers to the old ones).
 """
 
 from __future__ import annotations
