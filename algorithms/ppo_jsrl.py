@@ -22,10 +22,10 @@ import tyro
 from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
 
-from teacher_wrappers import TeacherWrapper, training
-from teacher_wrappers.planners import PLANNERS
+from teacher_wrappers import TeacherWrapper, make_teacher_vector_env, training
+from teacher_wrappers.planners import PLANNERS, planner_kwargs
 from teacher_wrappers.student import Agent, Minibatches, student_env, student_obs, student_obs_shape
-from teacher_wrappers.wrapper import make_teacher_vector_env
+from teacher_wrappers.teacher import teacher_actions
 
 
 @dataclass
@@ -104,6 +104,9 @@ class Args:
     """recorded planner: a plan table file (default: the tables shipped with the package)"""
     planner_mode: str | None = None
     """hf/openai planners: 'sample' n answers or 'score' the admissible plans"""
+    tokenizer: str | None = None
+    """openai planner, score mode: the served model's tokenizer (a hub id in the local cache or a folder), to render
+    its chat template on the client where the server does not (llama.cpp); default: the model name, where it is one"""
     teacher_eval_episodes: int = 20
     """episodes of the teacher acting alone before training: the lengths of its successful ones set the guide's steps
     at the first stage (--guide-quantile), its success rate the first bar"""
@@ -174,12 +177,6 @@ def make_env(env_id, idx, capture_video, run_name, visits=False):
     return thunk
 
 
-def planner_kwargs(args):
-    """The planner's options given on the command line (LLM planners only)."""
-    options = {"model": args.model, "base_url": args.base_url, "mode": args.planner_mode, "path": args.recorded_path}
-    return {key: value for key, value in options.items() if value is not None}
-
-
 class EpisodeLengths(gym.Wrapper):
     """Writes the length of every episode begun on a seed to `lengths[seed]` (unseeded restarts are left out)."""
 
@@ -208,13 +205,8 @@ def teacher_alone(args, planner, seeds, stop=lambda: False):
     """The teacher acting alone (actions sampled from its suggestions), one episode per seed: returns and lengths."""
     rng, lengths = np.random.default_rng(args.seed), {}
 
-    def choose_actions(obs):
-        cumulative = np.cumsum(obs["teacher_probs"], axis=1)
-        draws = rng.random(len(cumulative))[:, None] * cumulative[:, -1:]
-        return np.minimum((cumulative <= draws).sum(1), cumulative.shape[1] - 1)
-
     env_fns = [functools.partial(make_teacher_env, args, planner, lengths)] * args.eval_envs
-    returns = training.play_episodes(env_fns, seeds, choose_actions, stop)
+    returns = training.play_episodes(env_fns, seeds, teacher_actions(rng), stop)
     return returns, np.array([lengths[int(seed)] for seed in seeds])
 
 

@@ -32,8 +32,9 @@ from teacher_wrappers.distillation import (
     make_schedule,
     without_loops,
 )
-from teacher_wrappers.planners import PLANNERS
+from teacher_wrappers.planners import PLANNERS, planner_kwargs
 from teacher_wrappers.student import Agent, Minibatches, student_env, student_obs, student_obs_shape
+from teacher_wrappers.teacher import teacher_actions
 
 DISTILL_FROM = ("on-policy", "successes", "demos")
 
@@ -110,6 +111,9 @@ class Args:
     """recorded planner: a plan table file (default: the tables shipped with the package)"""
     planner_mode: str | None = None
     """hf/openai planners: 'sample' n answers or 'score' the admissible plans"""
+    tokenizer: str | None = None
+    """openai planner, score mode: the served model's tokenizer (a hub id in the local cache or a folder), to render
+    its chat template on the client where the server does not (llama.cpp); default: the model name, where it is one"""
     schedule: str = "adaptive"
     """how lambda, the weight of the distillation loss, decays: adaptive, reference or linear"""
     lambda_start: float = 10.0
@@ -192,12 +196,6 @@ class Args:
 
 
 
-def planner_kwargs(args):
-    """The planner's options given on the command line (LLM planners only)."""
-    options = {"model": args.model, "base_url": args.base_url, "mode": args.planner_mode, "path": args.recorded_path}
-    return {key: value for key, value in options.items() if value is not None}
-
-
 def make_env(env_id, idx, capture_video, run_name, visits=False):
     def thunk():
         if capture_video and idx == 0:
@@ -239,13 +237,8 @@ def teacher_alone_returns(args, planner, seeds, stop=lambda: False):
     """Returns of the teacher acting alone (actions sampled from its suggestions), one episode per seed."""
     rng = np.random.default_rng(args.seed)
 
-    def choose_actions(obs):
-        cumulative = np.cumsum(obs["teacher_probs"], axis=1)
-        draws = rng.random(len(cumulative))[:, None] * cumulative[:, -1:]
-        return np.minimum((cumulative <= draws).sum(1), cumulative.shape[1] - 1)
-
     env_fns = [functools.partial(make_teacher_env, args, planner)] * args.eval_envs
-    return training.play_episodes(env_fns, seeds, choose_actions, stop)
+    return training.play_episodes(env_fns, seeds, teacher_actions(rng), stop)
 
 
 if __name__ == "__main__":

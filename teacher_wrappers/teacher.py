@@ -353,6 +353,17 @@ class Teacher:
         self.program_memo.clear()
 
 
+def teacher_actions(rng: np.random.Generator):
+    """`choose_actions` for `training.play_episodes` that lets the teacher act alone: for a batch of observations
+    with `teacher_probs`, one action per row sampled from them (with `rng`)."""
+    def choose_actions(obs: dict) -> np.ndarray:
+        cumulative = np.cumsum(obs["teacher_probs"], axis=1)
+        draws = rng.random(len(cumulative))[:, None] * cumulative[:, -1:]
+        return np.minimum((cumulative <= draws).sum(1), cumulative.shape[1] - 1)
+
+    return choose_actions
+
+
 def _cells(option: Option, objects: dict[str, list[tuple[int, int]]]) -> tuple[frozenset, ...] | None:
     """The cells of each object an option names (one empty set for an option without one), or None if
     one is not on the map."""

@@ -41,5 +41,13 @@ def make_planner(name: str, **kwargs) -> Planner:
     return planner_class(name)(**kwargs)
 
 
-__all__ = ["PLANNERS", "HFPlanner", "OpenAIPlanner", "PlanDistribution", "Planner", "RecordedPlanner", "RecordedTableError", "RulesPlanner",
+def planner_kwargs(args) -> dict:
+    """The planner options a training script's arguments give (`--model`, `--base-url`, `--planner-mode`,
+    `--recorded-path`, `--tokenizer`): those set, as `make_planner`'s keyword arguments."""
+    options = {"model": args.model, "base_url": args.base_url, "mode": args.planner_mode, "path": args.recorded_path,
+               "tokenizer": getattr(args, "tokenizer", None)}
+    return {key: value for key, value in options.items() if value is not None}
+
+
+__all__ = ["PLANNERS", "planner_kwargs", "HFPlanner", "OpenAIPlanner", "PlanDistribution", "Planner", "RecordedPlanner", "RecordedTableError", "RulesPlanner",
            "make_planner", "planner_class"]
