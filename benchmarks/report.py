@@ -135,6 +135,9 @@ def _settled_curve(curve: dict, min_episodes: int = 50) -> tuple[list, list]:
     return [0.0] + curve["frames"][start:], [0.0] + curve["success_rate"][start:]
 
 
+TASK_ORDER = ("SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey", "TwoDoor")
+
+
 def _eval_curve(run: dict) -> tuple[list, list] | None:
     """(frames, greedy evaluation success) of a run's deployed student, from 0 at frame 0; None without one."""
     curve = run.get("eval_curve") or {}
@@ -147,8 +150,9 @@ def curves_plot(groups, path: Path, evaluation: bool = True) -> None:
     """One panel per task, one colour per method: the mean over seeds with its 95% bootstrap band, of greedy
     evaluation success (`evaluation`: the deployed student, at the runs' --eval-points) or of the training
     episodes' success rate; the teacher alone is a labelled dashed line."""
-    tasks = sorted({task for task, _ in groups})
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
+    tasks = sorted({task for task, _ in groups}, key=lambda task: (TASK_ORDER.index(task) if task in TASK_ORDER
+                                                                    else len(TASK_ORDER), task))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4.2), squeeze=False)
     colours = {method: f"C{i}" for i, method in enumerate(sorted({method for _, method in groups}))}
     for ax, task in zip(axes[0], tasks):
         for (group_task, method), runs in sorted(groups.items()):
@@ -176,8 +180,12 @@ def curves_plot(groups, path: Path, evaluation: bool = True) -> None:
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("greedy evaluation success" if evaluation else "success rate (training episodes)")
-    axes[0][-1].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    legend = {}  # every method once, whichever panel drew it
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label.split(" (")[0], handle)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=len(legend), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
@@ -250,8 +258,7 @@ METHOD_ORDER = ("ppo", "ppo_rnd", "ppo_jsrl", "llm4teach", "ppo_teacher", "teach
 def readme_table(rows: list[dict], report_link: str) -> str:
     """One row per method, one column per task: greedy / sampled success (IQM over seeds, mean), student / teacher
     return and frames to 90% (median); a method not run on a task shows '-'."""
-    tasks = [task for task in ("SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey", "TwoDoor")
-             if any(row["task"] == task for row in rows)]
+    tasks = [task for task in TASK_ORDER if any(row["task"] == task for row in rows)]
     tasks += sorted({row["task"] for row in rows} - set(tasks))
     methods = sorted({row["method"] for row in rows},
                      key=lambda m: (METHOD_ORDER.index(m.split(":")[0]) if m.split(":")[0] in METHOD_ORDER else 99, m))
