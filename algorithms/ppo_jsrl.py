@@ -306,7 +306,6 @@ if __name__ == "__main__":
             guide_length = int(np.quantile(lengths[returns > 0], args.guide_quantile)) if guide_success > 0 else 0
     curriculum = Curriculum(guide_length or 0, args.curriculum_stages, args.curriculum_window,
                             args.curriculum_tolerance, bar=1.0 if guide_success is None else guide_success)
-    student_acted = np.zeros(args.num_envs, dtype=bool)  # whether the student acted in each env's episode yet
     switch_rng = np.random.default_rng(args.seed)  # the guide's steps of each episode (--switch random)
 
     def draw_guide_steps(count):
@@ -327,8 +326,7 @@ if __name__ == "__main__":
 
     # TRY NOT TO MODIFY: start the game (or continue a checkpoint exactly, the curriculum and LSTM state included)
     def checkpoint_state():  # this script's own part of a checkpoint (copies: the arrays change later)
-        return {"curriculum": curriculum.state_dict(), "student_acted": student_acted.copy(),
-                "episode_stage": episode_stage.copy(), "guide_return": guide_return, "guide_success": guide_success,
+        return {"curriculum": curriculum.state_dict(), "episode_stage": episode_stage.copy(), "guide_return": guide_return, "guide_success": guide_success,
                 "guide_length": guide_length, "lstm_state": next_lstm_state,
                 "episode_guide_steps": episode_guide_steps.copy(), "switch_rng": switch_rng.bit_generator.state}
 
@@ -339,7 +337,7 @@ if __name__ == "__main__":
         curriculum.load_state_dict(run.state["curriculum"])
         episode_guide_steps = run.state["episode_guide_steps"]
         switch_rng.bit_generator.state = run.state["switch_rng"]
-        student_acted, episode_stage = run.state["student_acted"], run.state["episode_stage"]
+        episode_stage = run.state["episode_stage"]
         guide_return, guide_success, guide_length = (run.state[key] for key in ("guide_return", "guide_success",
                                                                                 "guide_length"))
         if recurrent:
@@ -382,7 +380,6 @@ if __name__ == "__main__":
             actions[step] = action
             logprobs[step] = logprob
             students[step] = ~guided
-            student_acted[~guided.cpu().numpy()] = True
 
             # TRY NOT TO MODIFY: execute the game and log data.
             next_obs_dict, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
@@ -396,7 +393,7 @@ if __name__ == "__main__":
             for i, success in run.record_step(reward, next_done_np):
                 if episode_stage[i] == curriculum.stage and i >= greedy_envs:
                     curriculum.record(success)
-                student_acted[i], episode_stage[i] = False, curriculum.stage
+                episode_stage[i] = curriculum.stage
                 episode_guide_steps[i] = draw_guide_steps(1)[0]
         global_step = run.global_step
 
