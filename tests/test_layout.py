@@ -11,8 +11,6 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "teacher_wrappers"
 
@@ -85,7 +83,6 @@ def test_the_project_imports_without_a_cycle():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
-@pytest.mark.xfail(strict=True, reason="benchmarks/run.py and benchmarks/ray_backend.py still import each other")
 def test_the_benchmarks_import_without_a_cycle():
     cycle = import_cycle([ROOT / "benchmarks", LIBRARY])
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
