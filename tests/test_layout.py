@@ -88,6 +88,19 @@ def test_the_benchmarks_import_without_a_cycle():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+def test_the_sweep_engine_depends_one_way_and_keeps_no_global():
+    """job <- local <- ray_backend <- cli <- benchmarks/run.py: a backend never imports the command line, and the
+    sweep's state is passed along, not kept in a module (no `global` statement)."""
+    package = ROOT / "benchmarks" / "sweep"
+    order = [package / name for name in ("job.py", "local.py", "ray_backend.py", "cli.py")]
+    assert sorted(order + [package / "__init__.py"]) == python_files(package)
+    for index, path in enumerate(order):
+        assert imported_files(path) & set(python_files(package)) <= set(order[:index]), path.name
+    assert imported_files(ROOT / "benchmarks" / "run.py") & set(python_files(package)) == {package / "cli.py"}
+    assert not [path.name for path in python_files(package)
+                if any(isinstance(node, ast.Global) for node in ast.walk(ast.parse(path.read_text())))]
+
+
 def test_no_two_library_modules_share_a_name():
     names = Counter(path.stem for path in python_files(LIBRARY) if path.name not in ("__init__.py", "base.py"))
     packages = Counter(path.parent.name for path in python_files(LIBRARY) if path.name == "__init__.py")

@@ -19,7 +19,7 @@ import tyro
 
 from benchmarks import report
 from benchmarks.sweep import cli, job
-from teacher_wrappers.training import atomic_path, write_text
+from teacher_wrappers.training import RESUME_FREE, atomic_path, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA = "--num-envs 2 --num-steps 64 --eval-episodes 2"
@@ -164,6 +164,15 @@ def test_runs_of_a_killed_sweep_keep_the_lock(tmp_path, capsys):
 
 
 # -- what counts as done --------------------------------------------------------------------------
+
+def test_what_a_run_measures_is_every_setting_but_those_a_resumed_run_may_change_less_the_evaluations():
+    """One list (training.RESUME_FREE) says which settings a resumed run may change; of those, the sweep compares
+    the evaluation's only: they change the summary's figures, not the training."""
+    args = cli.Args(methods=["ppo"], tasks=["SimpleDoorKey"], seeds=[1], total_timesteps=128, extra=EXTRA, out="runs")
+    expected = job.expected_configuration(job.Run("SimpleDoorKey", "ppo", 1), args)
+    assert set(expected) & RESUME_FREE == {"eval_episodes", "eval_seed", "eval_envs", "eval_points"}
+    assert {"total_timesteps", "seed", "num_envs", "env_id"} <= set(expected) and expected["eval_episodes"] == 2
+
 
 @pytest.mark.xdist_group("finished_sweep")  # one finished sweep for the tests that use it
 def test_only_a_readable_summary_of_the_same_configuration_is_done(tmp_path, capsys, finished_sweep):
