@@ -1,7 +1,7 @@
 """algorithms/ppo_rnd.py, PPO + Random Network Distillation, on tiny budgets (as tests/test_algorithms.py runs ppo.py).
 
 The script's RND pieces (the target and predictor networks, the observation normalisation) are imported from the
-script itself, as benchmarks.run imports a script's Args.
+script itself, as the sweep (benchmarks.sweep.job) imports a script's Args.
 """
 
 import importlib.util

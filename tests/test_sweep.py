@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import tyro
 
-from benchmarks import report, run
-from teacher_wrappers.training import atomic_path, write_text
+from benchmarks import report
+from benchmarks.sweep import cli, job
+from teacher_wrappers.training import RESUME_FREE, atomic_path, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA = "--num-envs 2 --num-steps 64 --eval-episodes 2"
@@ -44,7 +45,7 @@ class Swept:
 def sweep_here(capsys, *args, out) -> Swept:
     """`python -m benchmarks.run --out OUT ARGS` in this process (its runs are still processes of their own)."""
     capsys.readouterr()
-    code = run.main(tyro.cli(run.Args, args=["--out", str(out), *args]))
+    code = cli.main(tyro.cli(cli.Args, args=["--out", str(out), *args]))
     captured = capsys.readouterr()
     return Swept(code, captured.out, captured.err)
 
@@ -53,7 +54,7 @@ def sweep_here(capsys, *args, out) -> Swept:
 def finished_sweep(tmp_path_factory) -> Path:
     """The folder of a finished sweep (FINISHED): read it, or copy it to change it."""
     out = tmp_path_factory.mktemp("sweep") / "runs"
-    assert run.main(run.Args(**FINISHED, out=str(out))) == 0
+    assert cli.main(cli.Args(**FINISHED, out=str(out))) == 0
     return out
 
 
@@ -164,11 +165,20 @@ def test_runs_of_a_killed_sweep_keep_the_lock(tmp_path, capsys):
 
 # -- what counts as done --------------------------------------------------------------------------
 
+def test_what_a_run_measures_is_every_setting_but_those_a_resumed_run_may_change_less_the_evaluations():
+    """One list (training.RESUME_FREE) says which settings a resumed run may change; of those, the sweep compares
+    the evaluation's only: they change the summary's figures, not the training."""
+    args = cli.Args(methods=["ppo"], tasks=["SimpleDoorKey"], seeds=[1], total_timesteps=128, extra=EXTRA, out="runs")
+    expected = job.expected_configuration(job.Run("SimpleDoorKey", "ppo", 1), args)
+    assert set(expected) & RESUME_FREE == {"eval_episodes", "eval_seed", "eval_envs", "eval_points"}
+    assert {"total_timesteps", "seed", "num_envs", "env_id"} <= set(expected) and expected["eval_episodes"] == 2
+
+
 @pytest.mark.xdist_group("finished_sweep")  # one finished sweep for the tests that use it
 def test_only_a_readable_summary_of_the_same_configuration_is_done(tmp_path, capsys, finished_sweep):
     out = tmp_path / "runs"
     shutil.copytree(finished_sweep, out)  # done: plain PPO and the rules teacher on seed 1 (and seed 2)
-    args = run.Args(**{**FINISHED, "seeds": [1]}, out=str(out))
+    args = cli.Args(**{**FINISHED, "seeds": [1]}, out=str(out))
     summary_path = out / "SimpleDoorKey__ppo__1/summary.json"
     first = json.loads(summary_path.read_text())
 
@@ -177,7 +187,7 @@ def test_only_a_readable_summary_of_the_same_configuration_is_done(tmp_path, cap
     with pytest.raises(SystemExit, match=f"cannot read {summary_path} \\(not valid JSON"):
         report.main(report.Args(runs=[str(out)], out=str(tmp_path / "report")))
     capsys.readouterr()
-    assert run.main(args) == 0
+    assert cli.main(args) == 0
     assert "1 already done, 1 to go (1 continuing from a checkpoint)" in capsys.readouterr().out
     again = json.loads(summary_path.read_text())
     assert again["frames"] == 128 and again["learning_curve"] == first["learning_curve"]
@@ -189,7 +199,7 @@ def test_only_a_readable_summary_of_the_same_configuration_is_done(tmp_path, cap
                                 ({"extra": EXTRA.replace("--eval-episodes 2", "--eval-episodes 3")},
                                  "eval_episodes 2 (asked: 3)"),
                                 ({"teacher_episodes": 3}, "eval_episodes 2 (asked: 3)")):
-        assert run.main(run.Args(**{**vars(args), **changes})) == 2
+        assert cli.main(cli.Args(**{**vars(args), **changes})) == 2
         error = capsys.readouterr().err
         assert "made with another configuration" in error and difference in error, error
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.name != ".sweep.lock"} == before
@@ -197,7 +207,7 @@ def test_only_a_readable_summary_of_the_same_configuration_is_done(tmp_path, cap
     # asked to, it deletes the mismatching runs and redoes them (here the teacher's, which runs the quickest);
     # the others stay as they are
     (out / "SimpleDoorKey__teacher-rules__1/stale.txt").write_text("left by the mismatching run")
-    assert run.main(run.Args(**{**vars(args), "teacher_episodes": 3, "redo_mismatched": True})) == 0
+    assert cli.main(cli.Args(**{**vars(args), "teacher_episodes": 3, "redo_mismatched": True})) == 0
     assert "SimpleDoorKey__teacher-rules__1: redone" in capsys.readouterr().out
     assert json.loads((out / "SimpleDoorKey__teacher-rules__1/summary.json").read_text())["eval_episodes"] == 3
     assert not (out / "SimpleDoorKey__teacher-rules__1/stale.txt").exists()
@@ -206,14 +216,14 @@ def test_only_a_readable_summary_of_the_same_configuration_is_done(tmp_path, cap
 
 @pytest.mark.xdist_group("finished_sweep")
 def test_sweep_is_resumable_and_reported(tmp_path, capsys, finished_sweep):  # (from test_benchmarks.py)
-    args = run.Args(**FINISHED, out=str(finished_sweep))
+    args = cli.Args(**FINISHED, out=str(finished_sweep))
     summaries = sorted(finished_sweep.glob("*/summary.json"))
     assert [path.parent.name for path in summaries] == [
         "SimpleDoorKey__ppo__1", "SimpleDoorKey__ppo__2", "SimpleDoorKey__teacher-rules__1",
         "SimpleDoorKey__teacher-rules__2"]
     assert json.loads(summaries[0].read_text())["frames"] == 128
     capsys.readouterr()
-    assert run.main(args) == 0
+    assert cli.main(args) == 0
     assert "4 already done, 0 to go" in capsys.readouterr().out
 
     rows = report.main(report.Args(runs=[str(finished_sweep)], out=str(tmp_path / "out"), name="R"))
@@ -247,19 +257,19 @@ def test_the_report_draws_the_deployed_students_curve(tmp_path, finished_sweep):
 
 
 def test_llm4teach_runs_the_papers_loss_and_schedule(tmp_path, capsys):
-    args = run.Args(methods=["llm4teach:recorded"], tasks=["SimpleDoorKey"], seeds=[3], total_timesteps=384,
+    args = cli.Args(methods=["llm4teach:recorded"], tasks=["SimpleDoorKey"], seeds=[3], total_timesteps=384,
                     extra=EXTRA, out=str(tmp_path / "runs"))
-    expected = run.expected_configuration(run.Run("SimpleDoorKey", "llm4teach:recorded", 3), args)
+    expected = job.expected_configuration(job.Run("SimpleDoorKey", "llm4teach:recorded", 3), args)
     assert {key: expected[key] for key in ("exp_name", "schedule", "distill_from", "greedy_fraction", "lambda_start",
                                            "lambda_decay", "lambda_floor", "teacher_off_iteration", "planner")} == {
         "exp_name": "llm4teach", "schedule": "reference", "distill_from": "on-policy", "greedy_fraction": 0.0,
         "lambda_start": 10.0, "lambda_decay": 0.005, "lambda_floor": 0.1, "teacher_off_iteration": 1500,
         "planner": "recorded"}
-    assert run.main(args) == 0
+    assert cli.main(args) == 0
     summary = json.loads((tmp_path / "runs/SimpleDoorKey__llm4teach-recorded__3/summary.json").read_text())
     assert summary["learning_curve"]["lambda"] == pytest.approx([10.0, 9.995, 9.99])  # 0.005 per update
     assert report.method_label(summary) == "llm4teach:recorded"
-    assert run.main(args) == 0 and "1 already done, 0 to go" in capsys.readouterr().out
+    assert cli.main(args) == 0 and "1 already done, 0 to go" in capsys.readouterr().out
 
 
 @pytest.mark.xdist_group("finished_sweep")

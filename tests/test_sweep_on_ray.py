@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 from test_sweep import EXTRA, processes_using, sweep, sweep_here, wait_for
 
-# benchmarks.ray_backend imports Ray only where it is called: not in this process
-from benchmarks import ray_backend
+# the Ray backend imports Ray only where it is called: not in this process
+from benchmarks.sweep import ray_backend
 
 pytestmark = [pytest.mark.xdist_group("sweep_on_ray"),  # its module fixtures stay in one test worker
               pytest.mark.skipif(importlib.util.find_spec("ray") is None,

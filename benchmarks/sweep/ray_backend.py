@@ -1,4 +1,4 @@
-"""The sweep on a Ray cluster: `python -m benchmarks.run --backend ray [--ray-address ...]`.
+"""The Ray backend: a sweep's runs as Ray tasks, `python -m benchmarks.run --backend ray [--ray-address ...]`.
 
 - The code travels with the job: the driver starts Ray with this repository as the runtime environment's
   working directory, so every worker imports this checkout (and runs the training scripts from it). A node
@@ -6,12 +6,12 @@
 - `--out` is the one thing the nodes share: every run writes its log, checkpoint and summary there. Before the
   first run, every node with a CPU checks that it sees the sweep's folder (the lock holds a token the driver
   wrote) and can write to it; each run checks again, for nodes that join later. A node that cannot gets one line.
-- One task per run, one CPU each. A task runs its run as the local backend does (a child process in its own
-  process group) and waits for it in a thread; `ray.cancel` interrupts the task's main thread, which stops the
+- One task per run, one CPU each. A task runs its run as the local backend does (`local.execute`: a child process
+  in its own process group) and waits for it in a thread; `ray.cancel` interrupts the task's main thread, which stops the
   run as a signal stops the local sweep: SIGTERM (the run writes its checkpoint), SIGKILL on a second cancel or
   after the grace period. Tasks not started yet are dropped by Ray.
 
-Functions named `*_task` run on the workers: they take plain data and import the sweep there.
+Functions named `*_task` run on the workers: they take plain data (Ray imports this module there).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.sweep.job import ROOT, Args, Run, State, SweepError
+from benchmarks.sweep.local import LOCK_NAME, Sweep, execute
+
 # Not shipped to the workers (besides what .gitignore lists, which Ray leaves out too): results and runs.
 EXCLUDES = [".git", ".venv", "__pycache__", "/runs/", "/videos/", "/benchmarks/runs/", "/benchmarks/results/", "*.pt"]
 PROBE_SECONDS = 180  # for every node to start a worker and check --out (workers start slowly on a busy node)
@@ -58,16 +60,14 @@ def probe_task(lock_path: str, token: str) -> str | None:
 
 
 def run_task(run: dict, args: dict, resume: bool, token: str) -> tuple[str, str]:
-    """One run of the sweep on this worker: (status, line) as benchmarks.run.execute gives them."""
-    from benchmarks import run as sweep_module
-
-    the_run, the_args = sweep_module.Run(**run), sweep_module.Args(**args)
-    problem = out_problem(str(Path(the_args.out) / sweep_module.LOCK_NAME), token)
+    """One run of the sweep on this worker: (status, line) as `local.execute` gives them."""
+    the_run, the_args = Run(**run), Args(**args)
+    problem = out_problem(str(Path(the_args.out) / LOCK_NAME), token)
     if problem:
         return "failed", f"{the_run.name}: FAILED on Ray node {node_name()}: {problem}"
-    sweep = sweep_module.Sweep(Path(the_args.out))  # this task's: no lock, stopped by ray.cancel below
+    sweep = Sweep(Path(the_args.out))  # this task's: no lock, stopped by ray.cancel below
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        future = pool.submit(sweep_module.execute, the_run, the_args, resume, sweep)
+        future = pool.submit(execute, the_run, the_args, resume, sweep)
         while True:
             try:
                 return future.result(timeout=0.5)  # wakes up so that ray.cancel's interrupt is seen
@@ -79,13 +79,11 @@ def run_task(run: dict, args: dict, resume: bool, token: str) -> tuple[str, str]
 
 # -- on the driver -------------------------------------------------------------------------------------
 
-def connect(args, token: str) -> str:
+def connect(args: Args, token: str) -> str:
     """Joins (or starts) Ray with this repository as the workers' working directory and checks every node's
     access to --out; returns a line saying where the runs go. Raises SweepError."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    from benchmarks.run import LOCK_NAME, SweepError
 
     out = Path(args.out).resolve()
     excludes = list(EXCLUDES)
@@ -126,7 +124,7 @@ def disconnect() -> None:
     ray.shutdown()
 
 
-def run_all(todo: list, args, sweep):
+def run_all(todo: list[State], args: Args, sweep: Sweep):
     """The runs as Ray tasks, one CPU each; yields (status, line) as they finish. When the sweep is told to stop,
     every task still pending is cancelled (again at a second signal: its run is killed)."""
     import ray
