@@ -33,10 +33,11 @@ PLANNERLESS = ("ppo", "ppo_rnd")  # the scripts that take no teacher
 # The paper's method (Zhou et al., 2023) as a configuration of ppo_teacher.py: the reference code's loss (distillation
 # on every rollout state, no greedy rollout envs) and schedule with its published constants (lambda 10, falling by
 # 0.005 per update to a floor of 0.1). Its teacher goes off after update 3000 of at least 256 frames, so after at
-# least 768k frames: at our 512 frames per update that is update 1500 (docs/baselines.md).
+# least 768k frames: at our 512 frames per update that is update 1500 (docs/baselines.md). Its PPO settings are
+# ppo.py's, the entropy bonus of 0.01 included (ppo_teacher.py's own default is 0).
 LLM4TEACH_FLAGS = ("--exp-name", "llm4teach", "--schedule", "reference", "--distill-from", "on-policy", "--greedy-fraction", "0",
                    "--lambda-start", "10", "--lambda-decay", "0.005", "--lambda-floor", "0.1",
-                   "--teacher-off-iteration", "1500")
+                   "--teacher-off-iteration", "1500", "--ent-coef", "0.01")
 PRESETS = {"llm4teach": ("ppo_teacher", LLM4TEACH_FLAGS)}  # method name -> (script, its flags)
 
 
