@@ -261,10 +261,11 @@ def test_llm4teach_runs_the_papers_loss_and_schedule(tmp_path, capsys):
                     extra=EXTRA, out=str(tmp_path / "runs"))
     expected = job.expected_configuration(job.Run("SimpleDoorKey", "llm4teach:recorded", 3), args)
     assert {key: expected[key] for key in ("exp_name", "schedule", "distill_from", "greedy_fraction", "lambda_start",
-                                           "lambda_decay", "lambda_floor", "teacher_off_iteration", "planner")} == {
+                                           "lambda_decay", "lambda_floor", "teacher_off_iteration", "planner",
+                                           "ent_coef")} == {
         "exp_name": "llm4teach", "schedule": "reference", "distill_from": "on-policy", "greedy_fraction": 0.0,
         "lambda_start": 10.0, "lambda_decay": 0.005, "lambda_floor": 0.1, "teacher_off_iteration": 1500,
-        "planner": "recorded"}
+        "planner": "recorded", "ent_coef": 0.01}  # ppo.py's PPO settings (ppo_teacher.py's own bonus is 0)
     assert cli.main(args) == 0
     summary = json.loads((tmp_path / "runs/SimpleDoorKey__llm4teach-recorded__3/summary.json").read_text())
     assert summary["learning_curve"]["lambda"] == pytest.approx([10.0, 9.995, 9.99])  # 0.005 per update
