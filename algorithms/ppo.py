@@ -18,6 +18,7 @@ from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
 
 from teacher_wrappers import training
+from teacher_wrappers.optim import Adam
 from teacher_wrappers.student import Agent, Minibatches, student_env, student_obs, student_obs_shape
 from teacher_wrappers.grouped import make_vector_env
 
@@ -166,7 +167,7 @@ if __name__ == "__main__":
 
     recurrent = args.student == "lstm"
     agent = Agent.for_space(envs.single_observation_space, n_actions, recurrent=recurrent).to(device)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)  # one kernel per step
+    optimizer = Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)  # fused: one kernel per step
 
     # ALGO Logic: Storage setup
     obs = torch.zeros((args.num_steps, args.num_envs) + obs_shape, dtype=torch.uint8).to(device)

@@ -23,6 +23,7 @@ from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
 
 from teacher_wrappers import TeacherWrapper, make_teacher_vector_env, training
+from teacher_wrappers.optim import Adam
 from teacher_wrappers.planners import PLANNERS, planner_kwargs
 from teacher_wrappers.student import Agent, Minibatches, student_env, student_obs, student_obs_shape
 from teacher_wrappers.teacher import teacher_actions
@@ -294,7 +295,7 @@ if __name__ == "__main__":
 
     recurrent = args.student == "lstm"
     agent = Agent.for_space(envs.single_observation_space, n_actions, recurrent=recurrent).to(device)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)  # one kernel per step
+    optimizer = Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)  # fused: one kernel per step
     # the guide acting alone sets the curriculum: the first stage hands the student the end of the guide's longest
     # successful episodes (--guide-quantile); its success rate is the first bar
     guide_return, guide_success, guide_length = None, None, args.guide_steps_start

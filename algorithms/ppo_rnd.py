@@ -23,6 +23,7 @@ from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
 
 from teacher_wrappers import training
+from teacher_wrappers.optim import Adam
 from teacher_wrappers.student import Agent, Minibatches, layer_init, student_env, student_obs, student_obs_shape
 from teacher_wrappers.grouped import make_vector_env
 
@@ -236,7 +237,7 @@ if __name__ == "__main__":
     rnd_model = RNDModel(planes_shape[0], planes_shape[-1]).to(device)
     combined_parameters = list(agent.parameters()) + list(rnd_model.predictor.parameters())
     # one optimizer for the student and the predictor (CleanRL); fused: one kernel per step
-    optimizer = torch.optim.Adam(combined_parameters, lr=args.learning_rate, eps=1e-5, fused=True)
+    optimizer = Adam(combined_parameters, lr=args.learning_rate, eps=1e-5, fused=True)
     obs_rms = RunningMeanStd(shape=tuple(planes_shape))  # the RND input's running mean and variance
     reward_rms = RunningMeanStd()  # the running variance of the discounted intrinsic return
     discounted_reward = np.zeros(args.num_envs)  # each env's discounted intrinsic return so far (never reset)

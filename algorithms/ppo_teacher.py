@@ -32,6 +32,7 @@ from teacher_wrappers.distillation import (
     make_schedule,
     without_loops,
 )
+from teacher_wrappers.optim import Adam
 from teacher_wrappers.planners import PLANNERS, planner_kwargs
 from teacher_wrappers.student import Agent, Minibatches, student_env, student_obs, student_obs_shape
 from teacher_wrappers.teacher import teacher_actions
@@ -280,7 +281,7 @@ if __name__ == "__main__":
     recurrent = args.student == "lstm"
     agent = Agent.for_space(envs.single_observation_space, n_actions, q_head=args.q_filter,
                             recurrent=recurrent).to(device)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)  # one kernel per step
+    optimizer = Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)  # fused: one kernel per step
     schedule = make_schedule(args.schedule, args.lambda_start, args.lambda_decay, args.lambda_floor,
                              args.teacher_off_iteration, args.linear_frames)
     teacher_return = 0.0
