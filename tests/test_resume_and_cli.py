@@ -141,6 +141,72 @@ def test_an_exception_mid_run_keeps_the_finished_iterations(tmp_path):
     assert json.loads((tmp_path / "runs/crash/summary.json").read_text())["frames"] == 384
 
 
+class FailingClip:
+    """torch.nn.utils.clip_grad_norm_, counting its calls (one per optimizer step); with `fail_at`, that call
+    raises: a failure in the middle of an iteration's update, after some of its optimizer steps."""
+
+    def __init__(self, fail_at=None):
+        self.clip, self.calls, self.fail_at = torch.nn.utils.clip_grad_norm_, 0, fail_at
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError(f"device lost at optimizer step {self.calls}")
+        return self.clip(*args, **kwargs)
+
+
+@pytest.mark.parametrize("script,extra", [("ppo.py", []), ("ppo_teacher.py", TEACHER)])
+def test_resuming_after_a_crash_mid_update_matches_an_uninterrupted_run(tmp_path, monkeypatch, script, extra):
+    """The checkpoint a crash writes is the state at the end of the last finished iteration, all of it: the
+    weights and optimizer of that moment too, not the ones the interrupted update had changed since."""
+    common = ["--total-timesteps", "384", *extra, *TINY]  # 3 iterations
+    counting = FailingClip()
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", counting)
+    proc = run(script, *common, "--checkpoint-every", "1", "--run-name", "full", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    per_iteration = counting.calls // 3
+    # the crash: in iteration 3, after half of its optimizer steps; no checkpoint written before it
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", FailingClip(fail_at=2 * per_iteration + per_iteration // 2))
+    line = one_line_error(run(script, *common, "--checkpoint-every", "0", "--run-name", "crash", cwd=tmp_path), 1)
+    assert "RuntimeError: device lost" in line and "checkpoint of iteration 2 written" in line
+    second = torch.load(tmp_path / "runs/full/checkpoints/iter_000002.pt", weights_only=False)
+    same_as_second(tmp_path / "runs/crash/checkpoints/latest.pt", second)
+    # resumed, it crashes again in its first iteration: the checkpoint it resumed from is still the state to keep
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", FailingClip(fail_at=per_iteration // 2))
+    line = one_line_error(run(script, *common, "--resume", "runs/crash/checkpoints/latest.pt", cwd=tmp_path), 1)
+    assert "checkpoint of iteration 2 written" in line
+    same_as_second(tmp_path / "runs/crash/checkpoints/latest.pt", second)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", counting.clip)
+    proc = run(script, *common, "--resume", "runs/crash/checkpoints/latest.pt", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    full, resumed = (torch.load(tmp_path / f"runs/{name}/checkpoints/latest.pt", weights_only=False)
+                     for name in ("full", "crash"))
+    assert all(torch.equal(full["agent"][name], resumed["agent"][name]) for name in full["agent"])
+    curves = [json.loads((tmp_path / f"runs/{name}/summary.json").read_text())["learning_curve"]
+              for name in ("full", "crash")]
+    assert curves[0]["success_rate"] == curves[1]["success_rate"] and curves[1]["frames"] == [128, 256, 384]
+
+
+def same_as_second(path, second):
+    """The checkpoint at `path` holds the weights and optimizer state of `second`'s."""
+    crashed = torch.load(path, weights_only=False)
+    assert crashed["iteration"] == second["iteration"] and crashed["global_step"] == second["global_step"]
+    for key in ("agent", "optimizer"):
+        assert torch.equal(torch.cat([t.flatten() for t in tensors(crashed[key])]),
+                           torch.cat([t.flatten() for t in tensors(second[key])])), key
+
+
+def tensors(state):
+    """The tensors of a state dict (a module's or an optimizer's), in order."""
+    if isinstance(state, torch.Tensor):
+        return [state]
+    if isinstance(state, dict):
+        return [t for key in sorted(state, key=str) for t in tensors(state[key])]
+    if isinstance(state, (list, tuple)):
+        return [t for value in state for t in tensors(value)]
+    return []
+
+
 def test_a_planner_server_that_starts_failing_leaves_a_checkpoint(tmp_path):
     server = FakeServer()
     server.fail_after = 3  # the first texts are answered, then every request gets HTTP 500

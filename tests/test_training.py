@@ -5,6 +5,8 @@ check what only a real run shows (the command line, signals, resuming).
 """
 
 import os
+import signal
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,3 +146,137 @@ def test_frames_to_90_need_a_full_window():
     curve = {"success_rate": [0.95, 0.5, 0.92, 0.97], "episodes": [3, 50, 100, 100]}
     assert training.first_reaching(curve, 0.9, 100) == 2
     assert training.first_reaching(curve, 0.99, 100) is None
+
+
+# -- the parts of a run, each on its own --------------------------------------------------------------
+
+def test_episode_stats_count_episodes_and_leave_the_greedy_ones_out_of_the_success_rate():
+    logged = []
+    stats = training.EpisodeStats(3, greedy_envs=1, window=2, curves=("lambda",),
+                                  scalar=lambda tag, value, step: logged.append((tag, float(value), step)))
+    assert stats.record_step(np.zeros(3), np.zeros(3, dtype=bool)) == []
+    finished = stats.record_step(np.array([1.0, 0.5, 0.0]), np.array([True, True, True]))
+    assert finished == [(0, True), (1, True), (2, False)] and stats.global_step == 6
+    assert stats.success_rate == 0.5 and stats.mean_return() == 0.25  # env 0 acts greedily: left out
+    assert ("charts/greedy_episodic_return", 1.0, 6) in logged and ("charts/episodic_length", 2.0, 6) in logged
+    assert stats.mean_return(at_least=3) is None and list(stats.episode_lengths) == [0, 0, 0]
+    stats.add_point(1.5, **{"lambda": 0.3})
+    assert stats.curve == {"frames": [6], "wall_seconds": [1.5], "success_rate": [0.5], "episodic_return": [0.25],
+                           "episodes": [2], "lambda": [0.3]}
+    saved = stats.state_dict()
+    stats.record_step(np.ones(3), np.array([False, True, False]))
+    stats.add_point(2.0, **{"lambda": 0.2})
+    assert saved["global_step"] == 6 and len(saved["curve"]["frames"]) == 1  # a copy: it did not move on
+    again = training.EpisodeStats(3, greedy_envs=1, window=2, curves=("lambda",))
+    again.load_state_dict(saved)
+    assert again.state_dict()["curve"] == saved["curve"] and again.success_rate == 0.5
+
+
+def test_evaluation_points_are_spread_over_the_training_the_last_one_final():
+    @dataclass
+    class EvalArgs:
+        eval_points: int = 4
+        eval_episodes: int = 10
+        eval_envs: int = 3
+        eval_seed: int = 100
+
+    evaluation = training.Evaluation(EvalArgs())
+    evaluation.plan(lambda: None, 8)
+    assert evaluation.at == {2, 4, 6} and list(evaluation.seeds()) == list(range(100, 110))
+    evaluation.plan(None, 8)  # no env to evaluate on: no curve
+    assert evaluation.at == frozenset()
+    evaluation = training.Evaluation(EvalArgs(eval_points=1))
+    evaluation.plan(lambda: None, 8)
+    assert evaluation.at == frozenset()
+    evaluation.end(800, (0.5, 0.4))
+    assert evaluation.curve == {"frames": [800], "success_rate": [0.5], "mean_return": [0.4]}
+
+
+def test_the_guard_holds_the_handlers_only_while_installed(tmp_path):
+    before = sys.excepthook, signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    guard = training.Guard()
+    guard.install(tmp_path, lambda: None)
+    assert sys.excepthook is not before[0] and signal.getsignal(signal.SIGTERM) == guard._on_signal
+    os.kill(os.getpid(), signal.SIGTERM)  # only noted: the iteration finishes first
+    assert guard.interrupted
+    guard.remove()
+    assert (sys.excepthook, signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    guard.remove()  # twice: nothing more to put back
+
+
+@dataclass
+class RunArgs(Args):  # what a Run reads besides
+    exp_name: str = "test"
+    run_name: str | None = "unit"
+    success_window: int = 100
+    capture_video: bool = False
+    track: bool = False
+    progress: bool = False
+    checkpoint_every: int = 2
+    eval_points: int = 0
+    eval_seed: int = 1000
+    batch_size: int = 8
+    num_iterations: int = 3
+
+
+def tiny_envs(num_envs):
+    import gymnasium as gym
+
+    from teacher_wrappers.student import student_env
+
+    return gym.vector.SyncVectorEnv([lambda: student_env("MiniGrid-Empty-5x5-v0")] * num_envs)
+
+
+def test_a_run_changes_nothing_outside_itself_until_it_starts_and_puts_it_back_when_it_ends(tmp_path):
+    handlers = lambda: (sys.excepthook, signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    before = handlers()
+    run = training.Run(RunArgs(run_dir=str(tmp_path), num_envs=2), "ppo.py")
+    assert handlers() == before and not (tmp_path / "unit").exists()
+    net = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    envs = tiny_envs(2)
+    next_obs, next_done = run.start(envs, {"agent": net, "optimizer": optimizer}, lambda: {"mine": 1})
+    assert handlers() != before and run.global_step == 0 and not next_done.any()
+    for iteration in run.iterations():
+        for _ in range(4):
+            next_obs, reward, terminated, truncated, _ = envs.step(envs.action_space.sample())
+            run.record_step(reward, terminated | truncated)
+        net(torch.ones(3)).sum().backward()
+        optimizer.step()
+        run.end_iteration(iteration, next_obs, next_done)
+    assert [path.name for path in sorted((tmp_path / "unit/checkpoints").iterdir())] == ["iter_000002.pt",
+                                                                                          "latest.pt"]
+    run.end_training()
+    summary = run.write_summary("test", (0.5, 0.25), (1.0, 0.5))
+    assert handlers() == before
+    assert summary["frames"] == 24 and summary["eval_success_rate"] == 0.5 and summary["learning_curve"]["frames"] == \
+        [8, 16, 24]
+    checkpoint = torch.load(tmp_path / "unit/checkpoints/latest.pt", weights_only=False)
+    assert checkpoint["iteration"] == 3 and checkpoint["state"] == {"mine": 1} and checkpoint["envs"] is not None
+
+
+def test_a_snapshot_holds_copies_that_the_next_iteration_does_not_change(tmp_path):
+    args = RunArgs(run_dir=str(tmp_path), num_envs=2)
+    net = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.1)
+    net(torch.ones(3)).sum().backward()
+    optimizer.step()  # the optimizer has state: its moments
+    checkpoints = training.Checkpoints("ppo.py", args, "unit", tmp_path / "checkpoints")
+    envs = tiny_envs(2)
+    next_obs, _ = envs.reset(seed=1)
+    checkpoints.attach(envs, {"agent": net, "optimizer": optimizer})
+    snapshot = checkpoints.take(1, {"global_step": 8}, next_obs, torch.zeros(2))
+    saved = {key: value.clone() for key, value in net.state_dict().items()}
+    moment = optimizer.state_dict()["state"][0]["exp_avg"].clone()
+    net(torch.ones(3)).sum().backward()
+    optimizer.step()  # the next iteration's update
+    envs.step(envs.action_space.sample())
+    assert all(torch.equal(snapshot["agent"][key], saved[key]) for key in saved)
+    assert torch.equal(snapshot["optimizer"]["state"][0]["exp_avg"], moment)
+    assert not torch.equal(net.weight, saved["weight"])
+    restored = training.Checkpoints("ppo.py", args, "unit", tmp_path / "checkpoints")
+    restored.attach(envs, {"agent": net, "optimizer": optimizer})
+    obs, _ = restored.restore(snapshot)  # back to the snapshot's state, the snapshot unchanged
+    assert torch.equal(net.weight, saved["weight"]) and all(np.array_equal(obs[key], next_obs[key]) for key in obs)
+    optimizer.step()
+    assert torch.equal(snapshot["optimizer"]["state"][0]["exp_avg"], moment)
