@@ -5,7 +5,6 @@
 # (checkpoints, resume, signals, evaluation, the summary) is teacher_wrappers.training.
 #
 #   python algorithms/ppo_teacher.py --env-id TeacherWrappers/SimpleDoorKey-v0 --planner recorded
-import copy
 import functools
 import os
 import random
@@ -310,7 +309,7 @@ if __name__ == "__main__":
     # TRY NOT TO MODIFY: start the game (or continue a checkpoint exactly)
     def checkpoint_state():  # this script's own part of a checkpoint (copies: the buffer and episodes change later)
         return {"teacher_return": teacher_return, "demo_frames": demo_frames,
-                "successes": None if successes is None else copy.deepcopy(vars(successes)),
+                "successes": None if successes is None else successes.state_dict(),
                 "episode_states": [list(states) for states in episode_states], "lstm_state": next_lstm_state}
 
     next_lstm_state = agent.initial_state(args.num_envs) if recurrent else None
@@ -320,7 +319,7 @@ if __name__ == "__main__":
         teacher_return, demo_frames = run.state["teacher_return"], run.state["demo_frames"]
         episode_states = run.state["episode_states"]
         if successes is not None:
-            vars(successes).update(run.state["successes"])
+            successes.load_state_dict(run.state["successes"])
         if recurrent:
             next_lstm_state = run.state["lstm_state"].to(device)
     next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)

@@ -50,6 +50,17 @@ class SuccessBuffer:
         index = torch.randint(self.size, (count,)).numpy()
         return torch.as_tensor(self.obs[index], device=device), torch.as_tensor(self.teacher[index], device=device)
 
+    def state_dict(self) -> dict:
+        """What it holds, copied (for a checkpoint): the states stored so far, not the empty rows after them."""
+        return {"obs": self.obs[: self.size].copy(), "teacher": self.teacher[: self.size].copy(), "size": self.size,
+                "next": self.next}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from `state_dict()` (or, from older checkpoints, from its whole arrays)."""
+        stored = len(state["obs"])
+        self.obs[:stored], self.teacher[:stored] = state["obs"], state["teacher"]
+        self.size, self.next = state["size"], state["next"]
+
 
 class SuccessEpisodes:
     """`SuccessBuffer` for a recurrent student: whole successful episodes, since its output on a state depends on
@@ -76,6 +87,13 @@ class SuccessEpisodes:
         obs, teacher = (np.concatenate([self.episodes[i][part] for i in drawn]) for part in (0, 1))
         lengths = [len(self.episodes[i][0]) for i in drawn]
         return torch.as_tensor(obs, device=device), torch.as_tensor(teacher, device=device), lengths
+
+    def state_dict(self) -> dict:
+        """What it holds (for a checkpoint): the list of episodes is copied, their arrays are never changed."""
+        return {"capacity": self.capacity, "episodes": list(self.episodes), "size": self.size}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.capacity, self.episodes, self.size = state["capacity"], list(state["episodes"]), state["size"]
 
 
 def without_loops(states: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

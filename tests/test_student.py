@@ -71,6 +71,29 @@ def test_success_episodes_keep_whole_episodes():
     assert torch.equal(teacher.argmax(1), obs[:, 0].long())
 
 
+def test_success_buffers_state_dicts_hold_copies_and_restore_them():
+    from teacher_wrappers.distillation import SuccessEpisodes
+
+    buffer, states = SuccessBuffer(5, (2,), 3), np.arange(6).repeat(2).reshape(6, 2).astype(np.uint8)
+    buffer.add(states[:3], np.eye(3, dtype=np.float32)[:3])
+    saved = buffer.state_dict()
+    assert len(saved["obs"]) == 3  # the stored states only
+    old = {key: (value.copy() if isinstance(value, np.ndarray) else value) for key, value in vars(buffer).items()}
+    buffer.add(states[3:], np.eye(3, dtype=np.float32)[:3])  # wraps round: overwrites stored rows
+    assert saved["obs"][:, 0].tolist() == [0, 1, 2]  # the copy did not change
+    for state in (saved, old):  # and an older checkpoint's whole arrays
+        again = SuccessBuffer(5, (2,), 3)
+        again.load_state_dict(state)
+        assert again.size == 3 and again.next == 3 and np.array_equal(again.obs[:3], states[:3])
+    episodes = SuccessEpisodes(6)
+    episodes.add(states[:2], np.eye(3, dtype=np.float32)[:2])
+    saved = episodes.state_dict()
+    episodes.add(states[2:6], np.eye(3, dtype=np.float32)[[0, 1, 2, 0]])
+    again = SuccessEpisodes(6)
+    again.load_state_dict(saved)
+    assert again.size == 2 and len(again.episodes) == 1 and len(episodes.episodes) == 2
+
+
 def test_q_filter_drops_suggestions_valued_below_the_students_choice():
     target = distillation_target
     teacher = torch.tensor([[0.7, 0.3, 0.0], [1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])

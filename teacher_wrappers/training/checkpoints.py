@@ -110,6 +110,23 @@ def load_vector_env_state(envs: gym.vector.VectorEnv, state: Any) -> None:
         raise TypeError(f"cannot restore the sub-environments of a {type(base).__name__}")
 
 
+def copied(state: Any) -> Any:
+    """A copy of a state dict (a module's, an optimizer's: dicts, lists and tuples of tensors, arrays and plain
+    values), its tensors and arrays copied: it does not change with them. Several times faster than deepcopy."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().clone()
+    if isinstance(state, np.ndarray):
+        return state.copy()
+    if isinstance(state, dict):
+        copy_ = copy.copy(state)  # its class and attributes (a module's state dict keeps its `_metadata`)
+        for key, value in state.items():
+            copy_[key] = copied(value)
+        return copy_
+    if type(state) in (list, tuple):
+        return type(state)(copied(value) for value in state)
+    return state
+
+
 class Checkpoints:
     """The checkpoints of one run of `script`: snapshots of its state at the end of an iteration (`take`), kept
     in memory (`latest`, what a crash writes) and written to `folder` (latest.pt, iter_NNNNNN.pt).
@@ -143,10 +160,10 @@ class Checkpoints:
         return {
             "format": CHECKPOINT_FORMAT, "script": self.script, "args": asdict(self.args), "run_name": self.name,
             "iteration": iteration, **parts,
-            **{key: copy.deepcopy(module.state_dict()) for key, module in self.modules.items()},
+            **{key: copied(module.state_dict()) for key, module in self.modules.items()},
             "rng": rng_state(), "envs": vector_env_state(envs) if self.saves_envs else None,
             "teacher": envs.teacher_state_dict() if hasattr(envs, "teacher_state_dict") else None,
-            "next_obs": copy.deepcopy(next_obs), "next_done": next_done.detach().cpu().clone(), "state": self.state(),
+            "next_obs": copied(next_obs), "next_done": next_done.detach().cpu().clone(), "state": self.state(),
         }
 
     def restore(self, checkpoint: dict) -> tuple[dict, torch.Tensor]:
@@ -155,7 +172,7 @@ class Checkpoints:
         could not be saved (video recorders) start new episodes (done: a recurrent state restarts)."""
         try:
             for key, module in self.modules.items():
-                module.load_state_dict(copy.deepcopy(checkpoint[key]))  # an optimizer keeps the tensors it gets
+                module.load_state_dict(copied(checkpoint[key]))  # an optimizer keeps the tensors it gets
         except (RuntimeError, ValueError, KeyError) as error:
             fail(f"checkpoint {self.args.resume} does not fit this network: {one_line(error)}")
         set_rng_state(checkpoint["rng"])
@@ -164,7 +181,7 @@ class Checkpoints:
         if checkpoint["envs"] is None:
             return self.envs.reset(seed=self.args.seed + checkpoint["iteration"] + 1)[0], torch.ones(self.args.num_envs)
         load_vector_env_state(self.envs, checkpoint["envs"])
-        return copy.deepcopy(checkpoint["next_obs"]), checkpoint["next_done"].clone()
+        return copied(checkpoint["next_obs"]), checkpoint["next_done"].clone()
 
     def keep(self, snapshot: dict) -> None:
         """`snapshot` becomes the latest; written every --checkpoint-every iterations."""
