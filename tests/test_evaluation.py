@@ -51,6 +51,28 @@ def test_vectorised_episodes_match_one_at_a_time_play():
     assert (returns > 0).all()
 
 
+def test_sub_envs_with_no_episode_left_stop():
+    steps = []
+
+    class Counted(gym.Wrapper):
+        def step(self, action):
+            steps.append(1)
+            return self.env.step(action)
+
+    seeds = 500 + np.arange(7)
+    returns = play_episodes([lambda: Counted(make_teacher_env())] * 3, seeds, teacher_argmax)
+    lengths = []  # each episode's steps, played alone
+    for seed in seeds:
+        env, done, count = make_teacher_env(), False, 0
+        obs, _ = env.reset(seed=int(seed))
+        while not done:
+            obs, _, terminated, truncated, _ = env.step(int(teacher_argmax(obs)))
+            done, count = terminated or truncated, count + 1
+        lengths.append(count)
+    assert len(steps) == sum(lengths)  # the episodes' own steps, no more
+    np.testing.assert_allclose(returns, one_at_a_time(seeds))
+
+
 def test_evaluation_stops_when_asked():
     calls = []
 

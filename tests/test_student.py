@@ -215,9 +215,9 @@ def test_evaluation_carries_the_recurrent_state_and_resets_it_per_finished_episo
     success, _ = evaluate(agent, [make_env] * 2, np.arange(5), greedy=False)
     assert success == 0.0  # 5 steps are too few to open the door
     assert calls[0] is None and calls[1].abs().sum() > 0  # a fresh state, then carried
-    # 5 episodes of 5 steps on 2 slots: both start anew at steps 0, 5, 10 and 15 (the last round: one episode and an
-    # idle slot); each reset zeroes the state of the slots that start anew
-    assert len(resets) == 4 and all(mask.all() for mask in resets)
+    # 5 episodes of 5 steps on 2 slots: both start anew at steps 0, 5 and 10 (the last round: one episode and an
+    # idle slot), the last episode ends at step 15; each reset zeroes the state of the slots whose episode ended
+    assert len(resets) == 4 and all(mask.all() for mask in resets[:3]) and resets[3].tolist() == [True, False]
     assert calls[5].abs().sum() == 0 and calls[6].abs().sum() > 0
 
 

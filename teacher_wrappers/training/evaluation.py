@@ -4,6 +4,7 @@ final one)."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,13 +27,15 @@ def play_episodes(env_fns: Sequence[Callable[[], gym.Env]], seeds: Sequence[int]
                   choose_actions: Callable[[dict], np.ndarray], stop: Callable[[], bool] = lambda: False,
                   new_episodes: Callable[[np.ndarray], None] = lambda mask: None,
                   stop_loops: bool = False) -> np.ndarray:
-    """Plays one episode per seed (episode i on seeds[i]) on a vector env; returns the episodes' returns.
+    """Plays one episode per seed (episode i on seeds[i]) on sub-envs side by side; returns the episodes' returns.
 
-    The sub-envs play side by side and `choose_actions(obs)` picks the actions of all of them at once
-    (one batched forward); a sub-env that finishes starts the next unplayed seed, and `new_episodes(mask)`
-    hears which sub-envs start new episodes (all of them at first), so that a recurrent student forgets the
-    episode that ended there. `stop()` is asked every step so that Ctrl-C ends a long evaluation
-    (KeyboardInterrupt).
+    `choose_actions(obs)` picks the actions of all the sub-envs at once (one batched forward, on their
+    observations stacked as a vector env stacks them); a sub-env that finishes starts the next unplayed seed, and
+    `new_episodes(mask)` hears which sub-envs start new episodes (all of them at first), so that a recurrent student
+    forgets the episode that ended there. A sub-env with no seed left stops: it is not stepped again, but keeps
+    its row in `obs` (its last observation), so that a sampling policy draws as many numbers per step throughout
+    and every episode gets the actions it would get beside busy neighbours. `stop()` is asked every step so that
+    Ctrl-C ends a long evaluation (KeyboardInterrupt).
 
     `stop_loops=True` (a deterministic policy of the observation alone: a greedy feed-forward student) ends an
     episode where its observation repeats, if every sub-env allows it (`repeats_mean_loops`): there the same
@@ -40,44 +43,55 @@ def play_episodes(env_fns: Sequence[Callable[[], gym.Env]], seeds: Sequence[int]
     would end at its time limit with the return it has (these tasks reward success only, and success ends the
     episode). Same returns, fewer steps: a weak greedy student's evaluation no longer plays out its loops.
     """
-    envs = gym.vector.SyncVectorEnv(list(env_fns[: len(seeds)]), autoreset_mode=gym.vector.AutoresetMode.DISABLED)
-    episode = np.arange(envs.num_envs)  # the episode each sub-env plays
-    returns, running = np.zeros(len(seeds)), np.zeros(envs.num_envs)
-    obs, _ = envs.reset(seed=[int(seeds[i]) for i in episode])
-    next_episode, playing = envs.num_envs, np.ones(envs.num_envs, dtype=bool)
+    envs = [make_env() for make_env in env_fns[: len(seeds)]]
+    obs = gym.vector.utils.create_empty_array(envs[0].observation_space, len(envs))
+    arrays = obs if isinstance(obs, dict) else {None: obs}  # a Dict space's arrays, or the one array
+
+    def put(i: int, observation) -> None:  # sub-env i's observation into its row
+        for key, array in arrays.items():
+            array[i] = observation if key is None else observation[key]
+
+    episode = np.arange(len(envs))  # the episode each sub-env plays
+    returns, running = np.zeros(len(seeds)), np.zeros(len(envs))
+    for i, env in enumerate(envs):
+        put(i, env.reset(seed=int(seeds[i]))[0])
+    next_episode, playing = len(envs), np.ones(len(envs), dtype=bool)
     new_episodes(playing.copy())
-    loops = stop_loops and all(repeats_mean_loops(env) for env in envs.envs)
-    seen: list[set] = [set() for _ in range(envs.num_envs)]  # each sub-env's observations this episode (loops)
+    loops = stop_loops and all(repeats_mean_loops(env) for env in envs)
+    seen: list[set] = [set() for _ in envs]  # each sub-env's observations this episode (loops)
 
     def looping(i: int) -> bool:  # sub-env i's observation was seen before in this episode
-        key = b"".join(np.ascontiguousarray(value[i]).tobytes() for value in obs.values())
+        key = b"".join(np.ascontiguousarray(value[i]).tobytes() for value in arrays.values())
         repeated = key in seen[i]
         seen[i].add(key)
         return repeated
 
-    for i in range(envs.num_envs if loops else 0):
+    for i in range(len(envs) if loops else 0):
         looping(i)
-    while playing.any():
-        if stop():
-            envs.close()
-            raise KeyboardInterrupt
-        obs, reward, terminated, truncated, _ = envs.step(choose_actions(obs))
-        running += reward
-        finished = np.logical_or(terminated, truncated)
-        if loops:
-            finished |= np.array([not done and looping(i) for i, done in enumerate(finished)])
-        for i in np.flatnonzero(finished & playing):
-            returns[episode[i]], running[i] = running[i], 0.0
-            episode[i], next_episode = next_episode, next_episode + 1
-            playing[i] = episode[i] < len(seeds)
-        if finished.any():  # sub-envs with no episode left restart too: a vector env steps only live episodes
-            restart = [int(seeds[e]) if e < len(seeds) else None for e in episode]
-            obs, _ = envs.reset(seed=restart, options={"reset_mask": finished})
-            new_episodes(finished)
-            for i in np.flatnonzero(finished) if loops else ():
-                seen[i] = set()
-                looping(i)
-    envs.close()
+    try:
+        while playing.any():
+            if stop():
+                raise KeyboardInterrupt
+            actions, finished = choose_actions(copy.deepcopy(obs)), playing.copy()  # as a vector env hands them out
+            for i in np.flatnonzero(playing):
+                observation, reward, terminated, truncated, _ = envs[i].step(actions[i])
+                put(i, observation)
+                running[i] += reward
+                finished[i] = terminated or truncated or (loops and looping(i))
+            for i in np.flatnonzero(finished):
+                returns[episode[i]], running[i] = running[i], 0.0
+                episode[i], next_episode = next_episode, next_episode + 1
+                playing[i] = episode[i] < len(seeds)
+                if playing[i]:
+                    put(i, envs[i].reset(seed=int(seeds[episode[i]]), options={})[0])
+                    seen[i] = set()
+                    if loops:
+                        looping(i)
+            if finished.any():
+                new_episodes(finished)
+    finally:
+        for env in envs:
+            env.close()
     return returns
 
 
