@@ -8,6 +8,7 @@
 #
 #   python algorithms/ppo_jsrl.py --env-id TeacherWrappers/SimpleDoorKey-v0 --planner recorded
 import functools
+import gc
 import os
 import random
 from dataclasses import dataclass
@@ -530,3 +531,4 @@ if __name__ == "__main__":
         teacher_eval_success_rate=float(np.mean(teacher_eval > 0)),
         teacher_eval_mean_return=float(np.mean(teacher_eval)), teacher_stats=envs.teacher_stats(),
         **envs.teacher.planner.bill())  # the whole run's LLM bill
+    gc.freeze()  # the run is over: at exit the garbage collector need not go through every object (0.8 s)

@@ -87,10 +87,12 @@ def run_script(script: str, *args: str, cwd, env: dict | None = None) -> Finishe
     not of the process (signals; the crash handler is called here as Python calls it). The exit status is
     SystemExit's code, or 1 after sys.excepthook for an uncaught exception, as the interpreter does; stdout,
     stderr and Python's default warnings (formatted) are captured. Whatever the script changes in this process is
-    put back: argv, cwd, environment, signal handlers, sys.excepthook, torch's global settings and every random
-    generator, so that a run does not depend on the runs before it.
+    put back: argv, cwd, environment, signal handlers, sys.excepthook, torch's global settings, every random
+    generator and the garbage collector (a script ends with gc.freeze()), so that a run does not depend on the runs
+    before it.
     """
     import contextlib
+    import gc
     import io
     import os
     import random
@@ -140,6 +142,7 @@ def run_script(script: str, *args: str, cwd, env: dict | None = None) -> Finishe
         os.environ.update(saved["environ"])
         for signum, handler in saved["signals"].items():
             signal.signal(signum, handler)
+        gc.unfreeze()  # what the script froze is collected again
         torch.backends.cudnn.deterministic = saved["deterministic"]
         Distribution.set_default_validate_args(saved["validate"])
         torch.set_num_threads(saved["threads"])
