@@ -5,8 +5,8 @@
 # (checkpoints, resume, signals, evaluation, the summary) is teacher_wrappers.training.
 #
 #   python algorithms/ppo_teacher.py --env-id TeacherWrappers/SimpleDoorKey-v0 --planner recorded
-import copy
 import functools
+import gc
 import os
 import random
 from dataclasses import dataclass
@@ -307,7 +307,7 @@ if __name__ == "__main__":
     # TRY NOT TO MODIFY: start the game (or continue a checkpoint exactly)
     def checkpoint_state():  # this script's own part of a checkpoint (copies: the buffer and episodes change later)
         return {"teacher_return": teacher_return, "demo_frames": demo_frames,
-                "successes": None if successes is None else copy.deepcopy(vars(successes)),
+                "successes": None if successes is None else successes.state_dict(),
                 "episode_states": [list(states) for states in episode_states], "lstm_state": next_lstm_state}
 
     next_lstm_state = agent.initial_state(args.num_envs) if recurrent else None
@@ -317,13 +317,16 @@ if __name__ == "__main__":
         teacher_return, demo_frames = run.state["teacher_return"], run.state["demo_frames"]
         episode_states = run.state["episode_states"]
         if successes is not None:
-            vars(successes).update(run.state["successes"])
+            successes.load_state_dict(run.state["successes"])
         if recurrent:
             next_lstm_state = run.state["lstm_state"].to(device)
     next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
     next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
     next_done = next_done.to(device)
     writer = run.writer
+    # everything built so far (torch, the envs, the teacher's warm-up) lives to the end: the garbage collector's full
+    # passes skip it (else each one walks all of it, ~0.1 s once the teacher's memos have grown)
+    gc.freeze()
 
     for iteration in run.iterations():
         global_step = run.global_step
@@ -526,6 +529,7 @@ if __name__ == "__main__":
         run.end_iteration(iteration, next_obs_dict, next_done, curves={"lambda": lam, "llm_calls": bill["llm_calls"]},
                           lam=f"{lam:.2f}", agree=f"{agreement:.2f}")
 
+    gc.unfreeze()  # collectable again (a run inside another program leaves nothing behind)
     run.end_training()  # the final checkpoint; on Ctrl-C the run stops here
     with run.final_evaluation():
         greedy = run.evaluate(agent, make_env(args.env_id, 1, False, "", args.visits), greedy=True)

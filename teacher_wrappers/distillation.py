@@ -50,6 +50,20 @@ class SuccessBuffer:
         index = torch.randint(self.size, (count,)).numpy()
         return torch.as_tensor(self.obs[index], device=device), torch.as_tensor(self.teacher[index], device=device)
 
+    def state_dict(self) -> dict:
+        """A copy of the contents, to checkpoint: until the buffer is full only its filled rows (it fills from row 0),
+        so that a snapshot every iteration costs what it holds, not its capacity."""
+        held = len(self.obs) if self.size == len(self.obs) else self.size
+        return {"obs": self.obs[:held].copy(), "teacher": self.teacher[:held].copy(), "size": self.size,
+                "next": self.next}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from `state_dict()` (or from the full arrays older checkpoints hold)."""
+        held = len(state["obs"])
+        self.obs[:held], self.obs[held:] = state["obs"], 0
+        self.teacher[:held], self.teacher[held:] = state["teacher"], 0
+        self.size, self.next = state["size"], state["next"]
+
 
 class SuccessEpisodes:
     """`SuccessBuffer` for a recurrent student: whole successful episodes, since its output on a state depends on
@@ -64,7 +78,7 @@ class SuccessEpisodes:
 
     def add(self, obs, teacher):
         """One whole episode: its observations and imitation targets, step by step."""
-        self.episodes.append((np.asarray(obs, dtype=np.uint8), np.asarray(teacher, dtype=np.float32)))
+        self.episodes.append((np.array(obs, dtype=np.uint8), np.array(teacher, dtype=np.float32)))  # copies
         self.size += len(obs)
         while self.size > self.capacity and len(self.episodes) > 1:
             self.size -= len(self.episodes.pop(0)[0])
@@ -76,6 +90,14 @@ class SuccessEpisodes:
         obs, teacher = (np.concatenate([self.episodes[i][part] for i in drawn]) for part in (0, 1))
         lengths = [len(self.episodes[i][0]) for i in drawn]
         return torch.as_tensor(obs, device=device), torch.as_tensor(teacher, device=device), lengths
+
+    def state_dict(self) -> dict:
+        """The episodes held, to checkpoint (a new list: an episode's arrays never change once added)."""
+        return {"capacity": self.capacity, "episodes": list(self.episodes), "size": self.size}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from `state_dict()`."""
+        self.capacity, self.episodes, self.size = state["capacity"], list(state["episodes"]), state["size"]
 
 
 def without_loops(states: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
