@@ -17,7 +17,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import tyro
 from torch.distributions import Distribution
 from torch.distributions.categorical import Categorical
@@ -323,10 +322,14 @@ if __name__ == "__main__":
             successes.load_state_dict(run.state["successes"])
         if recurrent:
             next_lstm_state = run.state["lstm_state"].to(device)
-    next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
-    next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
+    next_obs_np, next_teacher_np = student_obs(next_obs_dict), next_obs_dict["teacher_probs"]
+    next_obs, next_teacher = torch.as_tensor(next_obs_np).to(device), torch.as_tensor(next_teacher_np).to(device)
     next_done = next_done.to(device)
+    one_hots = np.eye(n_actions, dtype=np.float32)  # the imitation target where the target is the action taken
     writer = run.writer
+    # everything built so far (torch, the envs, the teacher's warm-up) lives to the end: the garbage collector's full
+    # passes skip it (else each one walks all of it, ~0.1 s once the teacher's memos have grown)
+    gc.freeze()
 
     for iteration in run.iterations():
         global_step = run.global_step
@@ -342,6 +345,7 @@ if __name__ == "__main__":
         for step in range(0, args.num_steps):
             obs[step] = next_obs
             teacher_probs[step] = next_teacher
+            step_obs_np, step_teacher_np = next_obs_np, next_teacher_np  # the same, as NumPy arrays
             dones[step] = next_done
 
             # ALGO LOGIC: action logic
@@ -359,22 +363,22 @@ if __name__ == "__main__":
             logprobs[step] = logprob
 
             # TRY NOT TO MODIFY: execute the game and log data.
-            next_obs_dict, reward, terminations, truncations, infos = envs.step(action.cpu().numpy())
+            action_np = action.cpu().numpy()
+            next_obs_dict, reward, terminations, truncations, infos = envs.step(action_np)
             next_done_np = np.logical_or(terminations, truncations)
             rewards[step] = torch.tensor(reward).to(device).view(-1)
             if successes is not None and (lam > 0 or recurrent or args.self_imitation > 0):
                 # the target: the teacher's suggestion there, or (demos, or where the teacher was not asked) the
-                # action the student took
-                targets = F.one_hot(action, n_actions).float()
+                # action the student took (in NumPy: the buffer's arrays; a few small torch calls cost more)
+                targets = one_hots[action_np]
                 if args.distill_from != "demos":
-                    asked = teacher_probs[step].sum(-1, keepdim=True) > 0
-                    targets = torch.where(asked, teacher_probs[step], targets)
-                # one copy per step (the rollout storage is overwritten later); each env keeps its row
-                step_obs, step_targets = obs[step].cpu().numpy().copy(), targets.cpu().numpy().copy()
+                    targets = np.where(step_teacher_np.sum(-1, keepdims=True) > 0, step_teacher_np, targets)
+                # one copy per step (the environments' arrays may be reused); each env keeps its row
+                step_obs, step_targets = step_obs_np.copy(), np.asarray(targets, dtype=np.float32)
                 for i in range(args.num_envs):
                     episode_states[i].append((step_obs[i], step_targets[i]))
-            next_obs = torch.as_tensor(student_obs(next_obs_dict)).to(device)
-            next_teacher = torch.as_tensor(next_obs_dict["teacher_probs"]).to(device)
+            next_obs_np, next_teacher_np = student_obs(next_obs_dict), next_obs_dict["teacher_probs"]
+            next_obs, next_teacher = torch.as_tensor(next_obs_np).to(device), torch.as_tensor(next_teacher_np).to(device)
             next_done = torch.Tensor(next_done_np).to(device)
             # episode returns, success rate, TensorBoard; the states of successful episodes go to the buffer
             for i, success in run.record_step(reward, next_done_np):
@@ -529,6 +533,7 @@ if __name__ == "__main__":
         run.end_iteration(iteration, next_obs_dict, next_done, curves={"lambda": lam, "llm_calls": bill["llm_calls"]},
                           lam=f"{lam:.2f}", agree=f"{agreement:.2f}")
 
+    gc.unfreeze()  # collectable again (a run inside another program leaves nothing behind)
     run.end_training()  # the final checkpoint; on Ctrl-C the run stops here
     with run.final_evaluation():
         greedy = run.evaluate(agent, make_env(args.env_id, 1, False, "", args.visits), greedy=True)

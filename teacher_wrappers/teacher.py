@@ -102,6 +102,7 @@ class Teacher:
         # function of the map, since a text's plans never change once memoised.
         self.suggestion_memo: dict = {}
         self.program_memo: dict[tuple[int, int], tuple] = {}  # see _program
+        self.parsed_memo: dict[int, tuple] = {}  # see _parsed
         self.array_memo: dict[tuple[float, ...], np.ndarray] = {}  # see _array
         self.stats = TeacherStats()
 
@@ -300,12 +301,22 @@ class Teacher:
         key = (id(description), id(plans))
         program = self.program_memo.get(key)
         if program is None or program[0] is not description or program[1] is not plans:
-            objects, skills = description.objects, self.style.skills
-            steps = [(plan, prob, tuple((option, skills[option.skill], _cells(option, objects))
-                                        for option in self.style.parse_plan(plan).options))
-                     for plan, prob in plans]
+            objects, cells = description.objects, {}  # each option's cells, worked out once per description
+            steps = [(plan, prob, tuple([(option, skill, _cells(option, objects, cells)) for option, skill in parsed]))
+                     for plan, prob, parsed in self._parsed(plans)]
             program = self._bound(self.program_memo, 5_000)[key] = (description, plans, steps)
         return program[2]
+
+    def _parsed(self, plans: PlanDistribution) -> list[tuple[str, float, tuple]]:
+        """The plans as (plan, probability, ((option, skill), ...)): parsed once per answer, whatever the map."""
+        key = id(plans)
+        parsed = self.parsed_memo.get(key)
+        if parsed is None or parsed[0] is not plans:
+            skills = self.style.skills
+            parsed = self._bound(self.parsed_memo, 5_000)[key] = (plans, [
+                (plan, prob, tuple([(option, skills[option.skill]) for option in self.style.parse_plan(plan).options]))
+                for plan, prob in plans])
+        return parsed[1]
 
     def _first_action(self, view: MapView, steps, memo, tally: list[int]) -> tuple[Option, int]:
         """The first option of a plan with something to do, and its action; `tally` counts the options
@@ -351,6 +362,7 @@ class Teacher:
         self.planner.load_state_dict(state["planner"])
         self.suggestion_memo.clear()  # suggestions were worked out from the answers replaced here
         self.program_memo.clear()
+        self.parsed_memo.clear()
 
 
 def teacher_actions(rng: np.random.Generator):
@@ -364,12 +376,20 @@ def teacher_actions(rng: np.random.Generator):
     return choose_actions
 
 
-def _cells(option: Option, objects: dict[str, list[tuple[int, int]]]) -> tuple[frozenset, ...] | None:
+_NO_TARGET = (frozenset(),)
+
+
+def _cells(option: Option, objects: dict[str, list[tuple[int, int]]], memo: dict) -> tuple[frozenset, ...] | None:
     """The cells of each object an option names (one empty set for an option without one), or None if
-    one is not on the map."""
-    names = option.targets
-    if not names:
-        return (frozenset(),)
-    if any(name not in objects for name in names):
-        return None
-    return tuple(frozenset(objects[name]) for name in names)
+    one is not on the map; `memo` keeps them by option for one `objects`."""
+    cells = memo.get(option, _UNKNOWN)
+    if cells is _UNKNOWN:
+        names = option.targets
+        if not names:
+            cells = _NO_TARGET
+        elif any(name not in objects for name in names):
+            cells = None
+        else:
+            cells = tuple([frozenset(objects[name]) for name in names])
+        memo[option] = cells
+    return cells

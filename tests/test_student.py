@@ -56,6 +56,35 @@ def test_success_buffer_keeps_the_newest_states():
     assert torch.equal(teacher.argmax(1), obs[:, 0].long() % 3)
 
 
+def test_success_buffer_state_holds_what_it_holds_and_continues_exactly():
+    from teacher_wrappers.distillation import SuccessEpisodes
+
+    def filled(buffer, count):
+        buffer.add(np.arange(count).repeat(2).reshape(count, 2).astype(np.uint8),
+                   np.eye(3, dtype=np.float32)[np.arange(count) % 3])
+        return buffer
+
+    for count in (3, 8):  # part filled (the state holds 3 rows, not 5), then full and wrapped round
+        buffer = filled(SuccessBuffer(5, (2,), 3), count)
+        state = buffer.state_dict()
+        assert len(state["obs"]) == min(count, 5)
+        for saved in (state, {key: np.copy(value) for key, value in vars(buffer).items()}):  # and older checkpoints'
+            resumed = SuccessBuffer(5, (2,), 3)
+            resumed.load_state_dict(saved)
+            assert all(np.array_equal(getattr(resumed, key), getattr(buffer, key)) for key in ("obs", "teacher"))
+            assert (resumed.size, resumed.next) == (buffer.size, buffer.next)
+        taken = state["obs"].copy()
+        buffer.add(np.full((5, 2), 9, np.uint8), np.zeros((5, 3), np.float32))
+        assert np.array_equal(state["obs"], taken)  # a copy: later additions leave it as it was
+    episodes = SuccessEpisodes(6)
+    episodes.add(np.zeros((2, 2), np.uint8), np.zeros((2, 3), np.float32))
+    state = episodes.state_dict()
+    episodes.add(np.ones((3, 2), np.uint8), np.zeros((3, 3), np.float32))
+    resumed = SuccessEpisodes(6)
+    resumed.load_state_dict(state)
+    assert resumed.size == 2 and len(resumed.episodes) == 1  # the state as it was when taken
+
+
 def test_success_episodes_keep_whole_episodes():
     from teacher_wrappers.distillation import SuccessEpisodes
 
